@@ -1,0 +1,44 @@
+"""Gain sets and validation of the `ast.*` config fields."""
+from __future__ import annotations
+
+from ..errors import UsageError
+
+# The seed's gains, kept to show how they behave, and the project's defaults chosen by the sweep in the AST
+# chapter (notebook 03): the seed's integral term winds up and the activation rate oscillates.
+GAIN_SETS = {
+    "seed": {"kp": 0.0015, "ki": 0.00005},
+    "tuned": {"kp": 0.15, "ki": 0.0},
+}
+
+
+def resolved_gains(ast_config) -> tuple[float, float]:
+    base = GAIN_SETS[ast_config.gains]
+    kp = base["kp"] if ast_config.kp is None else ast_config.kp
+    ki = base["ki"] if ast_config.ki is None else ast_config.ki
+    return kp, ki
+
+
+def validate_ast(config) -> None:
+    ast = config.ast
+    if not 0.0 < ast.target <= 1.0:
+        raise UsageError(f"ast.target must be in (0, 1] (a fraction of the batch), got {ast.target}")
+    kp, ki = resolved_gains(ast)
+    if kp < 0 or ki < 0:
+        raise UsageError(f"controller gains must be 0 or more, got ast.kp={kp}, ast.ki={ki}")
+    if not 0.0 <= ast.theta0 <= 1.0:
+        raise UsageError(f"ast.theta0 must be in [0, 1], got {ast.theta0}")
+    if not 0.0 < ast.ema_alpha <= 1.0:
+        raise UsageError(f"ast.ema_alpha must be in (0, 1], got {ast.ema_alpha}")
+    if ast.loss_weight < 0 or ast.intensity_weight < 0 or abs(ast.loss_weight + ast.intensity_weight - 1.0) > 1e-6:
+        raise UsageError(
+            f"ast.loss_weight + ast.intensity_weight must be 1 (both 0 or more), got "
+            f"{ast.loss_weight} + {ast.intensity_weight}"
+        )
+    if ast.integral_limit < 0:
+        raise UsageError(f"ast.integral_limit must be 0 or more, got {ast.integral_limit}")
+    if ast.fallback_samples < 1:
+        raise UsageError(f"ast.fallback_samples must be at least 1, got {ast.fallback_samples}")
+    if ast.temperature <= 0:
+        raise UsageError(f"ast.temperature must be positive, got {ast.temperature}")
+    if config.warmup_epochs and not ast.enabled:
+        raise UsageError("warmup_epochs is the dense stage before AST; set ast.enabled=true as well")

@@ -1,0 +1,52 @@
+"""`cifar-lab` (also `python -m cifar_lab`): data, train, eval, notebook runs and benchmarks.
+
+Each subcommand lives in its own module under `cifar_lab.commands` with a `register(subparsers)` function.
+Every user error is one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UsageError
+
+COMMAND_MODULES = ["data", "train", "evaluate"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line that points at --help."""
+
+    def error(self, message: str):  # noqa: D401 (argparse API)
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="cifar-lab",
+        description="Train and benchmark image classifiers (CIFAR-10/100, ImageNet) the way the cifar-lab book "
+                    "does. Every command prints what it does; `cifar-lab COMMAND --help` explains each one.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except UsageError as exc:
+        print(f"cifar-lab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cifar-lab: interrupted (checkpoints on disk are complete: they are written atomically)",
+              file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`cifar-lab eval`: top-1 and top-5 of a checkpoint on its dataset's test split."""
+from __future__ import annotations
+
+import torch
+
+from .. import models
+from ..config import from_dict, parse_assignments, apply_overrides
+from ..data import registry as data_registry
+from ..engine import checkpoint, evaluate
+from ..engine.runtime import autocast, resolve_device, resolve_precision
+from ..errors import UsageError
+from . import write_json
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("eval", help="evaluate a checkpoint (top-1, top-5) on the test split",
+                            description="Rebuild the model and dataset from the config stored in the checkpoint "
+                                        "and evaluate it. --set changes data settings (e.g. data_root).")
+    parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--json", help="also write the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def load_model(state: dict, device) -> torch.nn.Module:
+    config = from_dict(state["config"])
+    model = models.build(config.model, num_classes=config.num_classes)
+    try:
+        model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
+    except RuntimeError:
+        raise UsageError(f"the checkpoint's weights do not fit model '{config.model}' with "
+                         f"{config.num_classes} classes; it was saved from a different model") from None
+    return model.to(device).eval()
+
+
+def run(args) -> int:
+    state = checkpoint.load(args.checkpoint)
+    config = apply_overrides(from_dict(state["config"]), parse_assignments(args.set))
+    config.progress = False
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    data = data_registry.build(config, device)
+    model = load_model(state, device)
+    result = evaluate(model, data.test_loader, config.num_classes, device, lambda: autocast(device, precision),
+                      data.coarse_of_fine)
+    report = {"checkpoint": str(args.checkpoint), "model": config.model, "dataset": config.dataset,
+              "samples": result["samples"], "top1": result["top1"], "top5": result["top5"]}
+    line = f"{config.model} on {config.dataset} test ({result['samples']} images): top-1 {result['top1']:.4f}, " \
+           f"top-5 {result['top5']:.4f}"
+    if "superclass_top1" in result:
+        report["superclass_top1"] = result["superclass_top1"]
+        line += f", superclass top-1 {result['superclass_top1']:.4f}"
+    print(line)
+    write_json(args.json, report)
+    return 0

@@ -1,0 +1,260 @@
+"""The resolved configuration of a run: one dataclass, typed `--set key=value` overrides, validation.
+
+Every knob of every chapter is a field here, so a run is fully described by `config.json` and any field can
+be changed from the command line or from a notebook's parameters without code changes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import UsageError
+
+
+@dataclass
+class ASTConfig:
+    """Adaptive Sparse Training (Sundew gate + PI controller); see DESIGN.md §5 and `cifar_lab.ast`."""
+
+    enabled: bool = False
+    target: float = 0.10          # share of samples trained on
+    gains: str = "tuned"          # "seed" (Kp 0.0015, Ki 0.00005) or "tuned" (chosen by the book's sweep)
+    kp: Optional[float] = None    # None: take it from the gain set
+    ki: Optional[float] = None
+    theta0: float = 0.5           # initial threshold
+    ema_alpha: float = 0.3        # weight of the newest batch in the activation-rate EMA
+    integral_limit: float = 50.0  # anti-windup clamp on the integral term
+    loss_weight: float = 0.7
+    intensity_weight: float = 0.3
+    gate: str = "hard"            # "hard" threshold or "sigmoid"
+    temperature: float = 0.1      # sigmoid gate temperature
+    fallback_samples: int = 2     # trained on when nothing passes the gate
+    energy_active: float = 1.0    # the seed's energy model
+    energy_skipped: float = 0.01
+    pack: bool = False            # pack selected samples of several scoring batches into full batches
+    selection: str = "gate"       # "gate" (AST) or "random" (random subset at the target rate; a baseline)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Presets fill it; `--set` overrides single fields."""
+
+    preset: str = ""
+    # data
+    dataset: str = "cifar10"
+    data_root: str = "data"
+    download: bool = True
+    num_classes: int = 10
+    loader: str = "device"            # "device" (resident, batched augmentation) or "torchvision" (reference)
+    augment: str = "crop_flip"        # a policy name from cifar_lab.data.augment
+    normalization: str = "dataset"    # "dataset" statistics or "half" = (0.5, 0.5, 0.5)
+    input_size: int = 32              # images are resized to this after augmentation
+    train_subset: int = 0             # 0 = the whole split
+    test_subset: int = 0
+    synthetic_train_size: int = 5000
+    synthetic_test_size: int = 1000
+    num_workers: int = 2              # torchvision route only
+    # model
+    model: str = "resnet18_cifar"
+    # optimisation
+    epochs: int = 200
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # cosine | warmup_cosine | onecycle | constant (all stepped per batch)
+    lr_warmup_epochs: float = 0.0
+    onecycle_max_lr: float = 0.0      # 0: use lr
+    onecycle_pct_start: float = 0.3
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0            # max gradient norm; 0 = off
+    grad_accum: int = 1
+    # speed
+    device: str = "auto"              # auto | cpu | cuda
+    precision: str = "auto"           # auto | fp32 | bf16 | fp16
+    channels_last: bool = True
+    compile: bool = False
+    # stopping
+    min_epochs: int = 0
+    patience: int = 0                 # epochs without improvement before stopping; 0 = never
+    target_acc: float = 0.0           # stop once test accuracy reaches this; 0 = off
+    time_budget_s: float = 0.0        # stop once training time reaches this many seconds; 0 = off
+    # reproducibility and output
+    seed: int = 42
+    deterministic: bool = False
+    progress: bool = True
+    log_every: int = 50               # batches between progress-bar readings (each one is a host sync)
+    save_checkpoints: bool = True
+    warmup_epochs: int = 0            # dense epochs before AST starts (two-stage training)
+    ast: ASTConfig = field(default_factory=ASTConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# String fields with a fixed set of values; names resolved from registries (model, dataset, augment)
+# are checked where those registries live, see `validate`.
+CHOICES = {
+    "loader": ("device", "torchvision"),
+    "normalization": ("dataset", "half"),
+    "optimizer": ("sgd", "adamw"),
+    "schedule": ("cosine", "warmup_cosine", "onecycle", "constant"),
+    "device": ("auto", "cpu", "cuda"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "ast.gains": ("seed", "tuned"),
+    "ast.gate": ("hard", "sigmoid"),
+    "ast.selection": ("gate", "random"),
+}
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def all_keys(cls=TrainConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += all_keys(tp, prefix + name + ".")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _parse_value(key: str, tp: Any, raw: Any) -> Any:
+    """Convert `raw` (a string from the command line, or a JSON value) to the field's type."""
+    optional = typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
+    if optional:
+        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
+            return None
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    wrong = UsageError(f"{key}={raw!r} is not a valid {tp.__name__}; for example --set {key}={_example(tp)}")
+    if tp is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise wrong
+    if tp is int:
+        if isinstance(raw, bool):
+            raise wrong
+        try:
+            value = float(raw) if isinstance(raw, str) else raw
+            if int(value) != value:
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise wrong from None
+    if tp is float:
+        if isinstance(raw, bool):
+            raise wrong
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise wrong from None
+    if tp is str:
+        return str(raw)
+    raise wrong
+
+
+def _example(tp) -> str:
+    return {bool: "true", int: "10", float: "0.1", str: "name"}.get(tp, "value")
+
+
+def set_value(config: TrainConfig, key: str, raw: Any) -> None:
+    """Set a (possibly dotted) key from a string or JSON value, with type checking."""
+    target, cls, parts = config, TrainConfig, key.split(".")
+    for part in parts[:-1]:
+        types = _field_types(cls)
+        if part not in types or not dataclasses.is_dataclass(types[part]):
+            raise _unknown_key(key)
+        target, cls = getattr(target, part), types[part]
+    types = _field_types(cls)
+    name = parts[-1]
+    if name not in types or dataclasses.is_dataclass(types[name]):
+        raise _unknown_key(key)
+    value = _parse_value(key, types[name], raw)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise UsageError(f"{key}={value!r} is not one of: {', '.join(CHOICES[key])}")
+    setattr(target, name, value)
+
+
+def _unknown_key(key: str) -> UsageError:
+    import difflib
+
+    keys = all_keys()
+    close = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return UsageError(f"unknown config key '{key}'{hint}; valid keys: {', '.join(keys)}")
+
+
+def parse_assignments(items: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set expects key=value, got '{item}'; for example --set epochs=3")
+        key, value = item.split("=", 1)
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any] | list[tuple[str, Any]]) -> TrainConfig:
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for key, value in items:
+        if isinstance(value, dict):  # nested section given as a dict, e.g. {"ast": {"target": 0.1}}
+            apply_overrides(config, {f"{key}.{k}": v for k, v in value.items()})
+        else:
+            set_value(config, key, value)
+    return config
+
+
+def from_dict(data: dict) -> TrainConfig:
+    """Rebuild a config saved with `to_dict` (checkpoints, config.json)."""
+    return apply_overrides(TrainConfig(), data)
+
+
+def save_json(config: TrainConfig, path) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check names against the registries and ranges of numbers; raise a one-line UsageError."""
+    from . import models
+    from .ast.config import validate_ast
+    from .data import augment, registry
+
+    if config.model not in models.names():
+        raise UsageError(f"unknown model '{config.model}'; choose one of: {', '.join(models.names())}")
+    if config.dataset not in registry.names():
+        raise UsageError(f"unknown dataset '{config.dataset}'; choose one of: {', '.join(registry.names())}")
+    if config.augment not in augment.names():
+        raise UsageError(f"unknown augment policy '{config.augment}'; choose one of: {', '.join(augment.names())}")
+    positive_ints = ("epochs", "batch_size", "eval_batch_size", "grad_accum", "num_classes", "input_size",
+                     "log_every", "synthetic_train_size", "synthetic_test_size")
+    for key in positive_ints:
+        if getattr(config, key) < 1:
+            raise UsageError(f"{key} must be at least 1, got {getattr(config, key)}")
+    for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers", "warmup_epochs"):
+        if getattr(config, key) < 0:
+            raise UsageError(f"{key} must be 0 or more, got {getattr(config, key)}")
+    for key in ("lr", "weight_decay", "grad_clip", "lr_warmup_epochs", "onecycle_max_lr", "time_budget_s"):
+        if getattr(config, key) < 0:
+            raise UsageError(f"{key} must be 0 or more, got {getattr(config, key)}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise UsageError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if not 0.0 <= config.target_acc <= 1.0:
+        raise UsageError(f"target_acc must be in [0, 1] (a fraction, not a percentage), got {config.target_acc}")
+    if config.ast.enabled or config.warmup_epochs:
+        validate_ast(config)
+    return config

@@ -1,0 +1,45 @@
+"""The plain torchvision route: a `Dataset` of PIL images, `transforms`, and a `DataLoader` with workers.
+
+It is what most tutorials use, and it is the reference the device-resident loader is measured against
+(`cifar-lab bench data`). It can also train (`--set loader=torchvision`).
+"""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+
+class TensorImageDataset(Dataset):
+    """uint8 [N, 3, H, W] images served as PIL images, as torchvision's CIFAR datasets do."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images = images.permute(0, 2, 3, 1).contiguous().numpy()  # HWC for PIL
+        self.labels = labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[index]
+
+
+def make_transform(mean, std, train: bool, padding: int = 4, input_size: int = 32):
+    steps = [transforms.RandomCrop(32, padding=padding), transforms.RandomHorizontalFlip()] if train else []
+    if input_size != 32:
+        steps.append(transforms.Resize(input_size))
+    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+def make_loader(images, labels, batch_size: int, *, mean, std, train: bool, num_workers: int = 2,
+                seed: int = 0, input_size: int = 32) -> DataLoader:
+    dataset = TensorImageDataset(images, labels, make_transform(mean, std, train, input_size=input_size))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed), persistent_workers=num_workers > 0,
+                      pin_memory=torch.cuda.is_available())
