@@ -11,7 +11,7 @@ import sys
 
 from .errors import UsageError
 
-COMMAND_MODULES = ["data", "train", "evaluate"]
+COMMAND_MODULES = ["data", "train", "evaluate", "bench"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,38 @@
+"""Timing helpers shared by the benchmarks: warm-up, device sync, interleaved repeats, a report line."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], int], device) -> float:
+    """Run `fn` (which returns how many images it processed) and return images per second."""
+    sync(device)
+    start = time.perf_counter()
+    images = fn()
+    sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, repeats: int = 3) -> dict:
+    """Alternate the two paths `repeats` times (so drift in machine load hits both) and keep the medians."""
+    ours_runs, ref_runs = [], []
+    for _ in range(repeats):
+        ref_runs.append(timed(reference, device))
+        ours_runs.append(timed(ours, device))
+    ours_img_s, ref_img_s = statistics.median(ours_runs), statistics.median(ref_runs)
+    return {"ours_img_s": ours_img_s, "reference_img_s": ref_img_s, "ratio": ours_img_s / ref_img_s,
+            "ours_runs": ours_runs, "reference_runs": ref_runs, "repeats": repeats}
+
+
+def report_line(title: str, result: dict) -> str:
+    return (f"{title}: ours {result['ours_img_s']:,.0f} img/s, reference {result['reference_img_s']:,.0f} img/s, "
+            f"ratio {result['ratio']:.2f}x")
