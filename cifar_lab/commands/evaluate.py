@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def load_model(state: dict, device) -> torch.nn.Module:
     config = from_dict(state["config"])
-    model = models.build(config.model, num_classes=config.num_classes)
+    model = models.build_for(config)
     try:
         model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
     except RuntimeError:

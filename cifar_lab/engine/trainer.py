@@ -80,7 +80,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
     data = data_registry.build(config, device, generator)
     config.num_classes = data.num_classes
 
-    model = models.build(config.model, num_classes=config.num_classes).to(device)
+    model = models.build_for(config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     runner = torch.compile(model) if config.compile else model

@@ -30,6 +30,18 @@ def build(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     return _FACTORIES[name](num_classes=num_classes, **kwargs)
 
 
+def build_for(config) -> nn.Module:
+    """The model a training config asks for. Factories that take a `config` argument (pretrained weights,
+    input size) receive the whole config; the others only the class count."""
+    import inspect
+
+    if config.model not in _FACTORIES:
+        raise UsageError(f"unknown model '{config.model}'; choose one of: {', '.join(names())}")
+    factory = _FACTORIES[config.model]
+    extra = {"config": config} if "config" in inspect.signature(factory).parameters else {}
+    return factory(num_classes=config.num_classes, **extra)
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
