@@ -28,6 +28,9 @@ def test_simplecnn_reaches_90_percent_on_synthetic_data_on_cpu(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"] == "simple_cnn" and saved["dataset"] == "synthetic" and saved["epochs"] == 3
     assert not list((tmp_path / "run").glob(".*.tmp"))  # atomic writes leave no temporaries
+    report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert len(report["confusion"]) == 10 and sum(map(sum, report["confusion"])) == report["samples"] == 1000
+    assert set(report["per_class_acc"]) == set(result.data.class_names)
 
 
 def test_target_accuracy_stops_early(tmp_path):

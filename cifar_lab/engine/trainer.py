@@ -185,7 +185,21 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
     summary.update(step.summary(history))
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if evaluation:
+            atomic_write_text(out / "evaluation.json", json.dumps(evaluation_report(evaluation, data), indent=2) + "\n")
     return RunResult(summary, history, model, data, evaluation, config, out)
+
+
+def evaluation_report(evaluation: dict, data) -> dict:
+    """The last epoch's evaluation in plain JSON: per-class accuracy and the confusion matrix, with names."""
+    report = {"top1": evaluation["top1"], "top5": evaluation["top5"], "samples": evaluation["samples"],
+              "class_names": data.class_names,
+              "per_class_acc": dict(zip(data.class_names, evaluation["per_class"])),
+              "confusion": evaluation["confusion"].tolist()}
+    if "superclass_top1" in evaluation:
+        report["superclass_top1"] = evaluation["superclass_top1"]
+        report["coarse_names"] = data.coarse_names
+    return report
 
 
 def _stop_reason(config: TrainConfig, epochs_done: int, acc: float, since_best: int, seconds: float) -> str:
