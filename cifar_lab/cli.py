@@ -11,7 +11,7 @@ import sys
 
 from .errors import UsageError
 
-COMMAND_MODULES = ["data", "train", "evaluate", "bench"]
+COMMAND_MODULES = ["data", "train", "evaluate", "bench", "run"]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,52 @@
+"""`cifar-lab run NOTEBOOK --out DIR [-p name value ...]`: execute a book notebook with papermill.
+
+The executed notebook and the `metrics.json` the notebook writes end up in DIR; see `cifar_lab.runner`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "run", help="execute a notebook with papermill (new parameters, results kept in --out)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute one of the book's notebooks (the MyST .md or the .ipynb) top to bottom with new "
+                    "parameters, in the notebook's own folder.\nThe executed notebook (DIR/NAME.ipynb) and the "
+                    "metrics file the notebook writes (DIR/metrics.json) are kept in DIR;\nthe notebook's "
+                    "`out_dir` parameter is set to DIR (as an absolute path).",
+        epilog="Parameter names must be ones the notebook's `parameters` cell defines; values are read like "
+               "YAML\nscalars (3 -> int, 0.1 -> float, true -> bool, null/None -> None, anything else -> text).\n\n"
+               "examples:\n"
+               "  cifar-lab run notebooks/01_cifar10_data.md --out runs/01 -p smoke true\n"
+               "  cifar-lab run notebooks/02_cifar10_resnet18.md --out runs/r18-30ep -p smoke false -p epochs 30\n"
+               "  CIFAR_LAB_SMOKE=1 cifar-lab run notebooks/02_cifar10_resnet18.ipynb --out runs/smoke",
+    )
+    parser.add_argument("notebook", metavar="NOTEBOOK", help="path to notebooks/NN_topic.md or .ipynb")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder for the executed notebook and metrics.json (created)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        dest="parameters", help="set a notebook parameter; repeat for more")
+    parser.add_argument("--timeout", type=int, default=None, metavar="SECONDS",
+                        help="fail a cell that runs longer than this (default: no limit)")
+    parser.add_argument("--log-output", action="store_true", help="stream the cells' output to the terminal")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import UsageError
+    from ..runner import run_notebook
+
+    names = [name for name, _ in args.parameters]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise UsageError(f"parameter {', '.join(duplicated)} given more than once")
+    result = run_notebook(args.notebook, args.out, args.parameters, progress_bar=sys.stderr.isatty(),
+                          log_output=args.log_output, timeout=args.timeout)
+    print(f"executed notebook: {result.notebook}")
+    if result.metrics is not None:
+        print(f"metrics: {result.metrics}")
+    else:
+        print(f"note: the notebook wrote no metrics.json into {args.out}")
+    return 0
