@@ -91,6 +91,16 @@ class TrainConfig:
     log_every: int = 50               # batches between progress-bar readings (each one is a host sync)
     save_checkpoints: bool = True
     warmup_epochs: int = 0            # dense epochs before AST starts (two-stage training)
+    # ImageNet chapters (JPEG folders, Hugging Face, torchvision weights); see cifar_lab.data.imagenet
+    imagenet_root: str = ""           # ROOT with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+    hf_dataset: str = "ILSVRC/imagenet-1k"  # imagenet1k-hf: a hub name, or a local save_to_disk/parquet folder
+    image_size: int = 0               # train crop and eval crop in pixels; 0 = the dataset's (224; generated tree 64)
+    eval_resize: int = 0              # eval: shorter side resized to this, then centre crop; 0 = image_size*256/224
+    jpeg_route: str = "cpu"           # cpu (DataLoader workers, PIL) or gpu (decode_jpeg + augmentation on CUDA)
+    pretrained: str = "none"          # torchvision ImageNet-1k weights for resnet18/resnet50: none | v1 | v2
+    synthetic_jpeg_train_per_class: int = 16   # synthetic-imagenet: generated JPEGs per class and split
+    synthetic_jpeg_val_per_class: int = 4
+    synthetic_jpeg_px: int = 80       # synthetic-imagenet: side of the generated JPEGs
     ast: ASTConfig = field(default_factory=ASTConfig)
 
     def to_dict(self) -> dict:
@@ -109,6 +119,8 @@ CHOICES = {
     "ast.gains": ("seed", "tuned"),
     "ast.gate": ("hard", "sigmoid"),
     "ast.selection": ("gate", "random"),
+    "jpeg_route": ("cpu", "gpu"),
+    "pretrained": ("none", "v1", "v2"),
 }
 
 
