@@ -11,7 +11,7 @@ import sys
 
 from .errors import UsageError
 
-COMMAND_MODULES = ["data", "train", "evaluate", "bench", "run"]
+COMMAND_MODULES = ["data", "train", "evaluate", "bench", "run", "summary", "latency", "predict"]
 
 
 class OneLineParser(argparse.ArgumentParser):

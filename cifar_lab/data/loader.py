@@ -31,6 +31,8 @@ class DeviceLoader:
         self.batch_size = batch_size
         self.train = train
         self.policy = augment.get(policy) if train else augment.no_augmentation
+        if hasattr(self.policy, "bind"):  # a policy that needs the statistics (Cutout fills holes with the mean)
+            self.policy = self.policy.bind(mean=mean, std=std)
         self.generator = generator
         self.drop_last = drop_last
         self.channels_last = channels_last

@@ -46,4 +46,4 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-from . import imagenet, resnet_cifar, simple_cnn  # noqa: E402,F401  (registration side effects)
+from . import imagenet, naivenet, resnet_cifar, simple_cnn, zoo  # noqa: E402,F401  (registration side effects)

@@ -1,0 +1,64 @@
+"""`cifar-lab summary`: a model's layer table, parameter count, weight size and multiply-accumulates per image.
+
+`describe(name, num_classes, input_size)` returns the numbers as a dict, for the model zoo chapter.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import models
+from ..errors import UsageError
+from . import write_json
+
+
+def default_input_size(model: torch.nn.Module) -> int:
+    """The resolution a model is trained at: 32 for the CIFAR models, 128 for NaiveNet."""
+    return int(getattr(model, "default_input_size", 32))
+
+
+def describe(name: str, num_classes: int = 10, input_size: int | None = None, depth: int = 2) -> dict:
+    """Parameters, fp32 weight size and MACs for one image of `input_size` (None: the model's default),
+    plus torchinfo's layer table as text under `table`."""
+    import torchinfo
+
+    model = models.build(name, num_classes=num_classes).eval()
+    size = input_size or default_input_size(model)
+    stats = torchinfo.summary(model, input_size=(1, 3, size, size), depth=depth, verbose=0, device="cpu",
+                              col_names=("output_size", "num_params", "mult_adds"))
+    params = models.count_parameters(model)
+    return {
+        "model": name, "num_classes": num_classes, "input_size": size, "params": params,
+        "trainable_params": models.count_parameters(model, trainable_only=True),
+        # Weights only, fp32; a checkpoint adds buffers (BatchNorm statistics) and optimizer state.
+        "size_mb": params * 4 / 1e6,
+        "macs": int(stats.total_mult_adds),
+        "table": str(stats),
+    }
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("summary", help="layer table, parameters, size and MACs of a registry model",
+                            description="Build a model from the registry (no weights) and describe it: layers, "
+                                        "output shapes, parameters, fp32 weight size in MB and "
+                                        "multiply-accumulates (MACs) per image.")
+    parser.add_argument("--model", required=True, help=f"one of: {', '.join(models.names())}")
+    parser.add_argument("--classes", type=int, default=10, help="size of the classifier head (default 10)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input resolution (default: the model's own, 32 or 128 for naivenet)")
+    parser.add_argument("--depth", type=int, default=2, help="nesting depth of the layer table (default 2)")
+    parser.add_argument("--json", help="also write the numbers as JSON (key params, macs, size_mb, ...)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.classes < 1:
+        raise UsageError(f"--classes must be at least 1, got {args.classes}")
+    if args.size is not None and args.size < 8:
+        raise UsageError(f"--size must be at least 8 pixels, got {args.size}")
+    info = describe(args.model, args.classes, args.size, args.depth)
+    print(info["table"])
+    print(f"{info['model']} ({info['num_classes']} classes, {info['input_size']}x{info['input_size']} input): "
+          f"{info['params']:,} parameters, {info['size_mb']:.2f} MB of fp32 weights, "
+          f"{info['macs'] / 1e6:,.1f} M MACs per image")
+    write_json(args.json, {k: v for k, v in info.items() if k != "table"})
+    return 0
