@@ -28,6 +28,9 @@ def register(sub) -> None:
     syn.add_argument("--seed", type=int, default=0)
     syn.set_defaults(func=write_synthetic)
 
+    from .data_imagenet import register as register_imagenet
+    register_imagenet(data_sub)
+
 
 def download(args) -> int:
     if args.dataset not in cifar.SPECS:

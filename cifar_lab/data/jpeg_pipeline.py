@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -180,6 +181,9 @@ def decode_batch(encoded: list[torch.Tensor], device: torch.device) -> list[Opti
     """
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    # torchvision 0.29 marks its decoders deprecated in favour of TorchCodec; they are still the documented
+    # batched GPU decoder, so the warning (once per call) is silenced here.
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision")
     try:
         return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device))
     except Exception:  # decode_jpeg raises RuntimeError on bad data; retry one by one to find the bad file
