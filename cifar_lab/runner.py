@@ -12,6 +12,7 @@ Parameter values are parsed like YAML scalars: `3` is an int, `0.1` a float, `tr
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Iterable, Optional
 from .errors import UsageError
 
 OUT_DIR_PARAMETER = "out_dir"
+_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class NotebookFailed(UsageError):
@@ -100,6 +102,8 @@ def parse_value(text: Any) -> Any:
         return text
     if isinstance(value, dict) or (value is None and stripped not in ("null", "Null", "NULL", "~")):
         return text  # "a: b" or "# x" were meant as text, not as a mapping or a comment
+    if isinstance(value, str) and _DECIMAL.match(stripped):
+        return float(stripped)  # YAML 1.1 reads 1e-3 (no dot) as text; a shell user means a number
     return value
 
 
