@@ -7,7 +7,7 @@ from ..errors import UsageError
 # chapter (notebook 03): the seed's integral term winds up and the activation rate oscillates.
 GAIN_SETS = {
     "seed": {"kp": 0.0015, "ki": 0.00005},
-    "tuned": {"kp": 0.15, "ki": 0.0},
+    "tuned": {"kp": 0.5, "ki": 0.005},
 }
 
 

@@ -2,4 +2,4 @@
 
 Each module registers one `cifar-lab bench KIND` subcommand with `register(bench_subparsers)`.
 """
-BENCH_MODULES = ["data", "train", "imagenet"]
+BENCH_MODULES = ["data", "train", "imagenet", "ast"]

@@ -183,11 +183,12 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
     if "skipped_files" in data.info:
         summary["skipped_files"] = data.info["skipped_files"]
     summary.update(step.summary(history))
+    extra = step.artifacts(out) if hasattr(step, "artifacts") else {}  # e.g. AST's per-batch trace
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         if evaluation:
             atomic_write_text(out / "evaluation.json", json.dumps(evaluation_report(evaluation, data), indent=2) + "\n")
-    return RunResult(summary, history, model, data, evaluation, config, out)
+    return RunResult(summary, history, model, data, evaluation, config, out, extra)
 
 
 def evaluation_report(evaluation: dict, data) -> dict:

@@ -34,3 +34,4 @@ def resolve(name: str, sets: list[tuple[str, str]] | dict | None = None) -> Trai
 from . import cifar10  # noqa: E402,F401  (registration side effects)
 from . import cifar100  # noqa: E402,F401  (registration side effects)
 from . import imagenet  # noqa: E402,F401
+from . import ast  # noqa: E402,F401  (registration side effects)

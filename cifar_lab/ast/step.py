@@ -1,0 +1,278 @@
+"""AST as a mode of the one training loop: score the batch, gate it, train on the active samples only.
+
+`cifar_lab.engine.steps.make_step` builds a `SparseStep` when `config.ast.enabled`; the trainer drives it
+exactly like the dense step (`start_epoch`, `train_batch`, `end_epoch`, `summary`, `state_dict`).
+
+Per batch (DESIGN.md §5): a no-grad scoring forward pass over all B images -> significance scores -> hard
+gate `s > theta` (or a sigmoid gate) -> fallback of `ast.fallback_samples` random samples when nothing
+passes -> one controller update -> forward and backward on the active samples only.
+
+Model mode of the scoring pass: BatchNorm stays in training mode, dropout is switched off.
+  * BatchNorm: the training forward normalises with batch statistics, so scoring with the same (batch)
+    statistics measures the loss the training step would see; eval mode would use running averages that
+    lag the weights early in training. The scoring pass also updates the running averages from the whole,
+    unselected batch, which is what evaluation later normalises with; the training forward on the active
+    subset (biased towards hard samples, and small) updates them as well.
+  * Dropout: its mask is noise, not significance; scoring without it keeps the ranking of samples stable
+    and consumes no random numbers.
+
+Host synchronisation: gating, fallback and the controller are tensor ops on the device. Training on a
+data-dependent number of samples needs that number on the host once: with `ast.pack=false` that is one
+sync per batch (`nonzero`, the one unavoidable sync of variable-size training); with `ast.pack=true`
+selected samples are scattered into a device buffer without a sync and the buffer's fill level is read
+only when it may hold a full training batch (about once per optimizer step). `ast.selection=random`
+(the baseline) takes a fixed-size random subset and never syncs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..engine.steps import DenseStep
+from ..io import atomic_write_text
+from .config import resolved_gains
+from .controller import PIController
+from .score import score_batch
+
+# Forward-pass equivalents: a training step (forward + backward) costs about three forwards.
+FORWARD_COST, TRAIN_COST = 1.0, 3.0
+TRACE_COLUMNS = ("theta", "rate", "ema", "integral")
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+class SparseStep(DenseStep):
+    def __init__(self, model, optimizer, scaler, config, device, precision):
+        self.ast = config.ast
+        self.controller = PIController.from_config(config.ast, device)
+        # Own random stream (fallback picks, random-subset baseline, sigmoid gate), saved in checkpoints.
+        self.generator = torch.Generator(device=device).manual_seed(config.seed + 0xA57)
+        self.ast_started = False
+        self.trace: list[dict] = []   # per epoch: {"epoch", "phase", "values": [batches, 4] CPU tensor}
+        self.dropouts = [m for m in model.modules() if isinstance(m, _DROPOUT)]
+        self.buffer_images = self.buffer_labels = None
+        super().__init__(model, optimizer, scaler, config, device, precision)
+
+    # ---- epoch bookkeeping -------------------------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
+        self.dense_epoch = epoch < self.config.warmup_epochs
+        if not self.dense_epoch and not self.ast_started:
+            self.controller.reset()  # AST starts now: fresh threshold, EMA and integral
+            self.ast_started = True
+        zero = lambda dtype=torch.long: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
+        self.active, self.trained, self.fallbacks = zero(), zero(), zero()
+        self.theta_sum = zero(torch.float32)
+        self.scored = self.batches = self.host_syncs = 0
+        self.trace_rows: list[torch.Tensor] = []
+        self.fill = zero()
+        self.fill_upper = 0            # host-side bound on the buffer fill since the last read
+        self.fill_expected = 0.0       # host-side estimate (target rate) since the last read
+
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        batch = labels.shape[0]
+        self.scored += batch
+        self.batches += 1
+        if self.dense_epoch:
+            self._train_on(images, labels)
+            self.active += batch
+            return
+        theta = self.controller.theta
+        if self.ast.selection == "random":
+            # Fixed-size random subset at the target rate: no scoring pass, no controller, no host sync.
+            count = max(1, round(self.ast.target * batch))
+            index = torch.randperm(batch, device=self.device, generator=self.generator)[:count]
+            self.active += count
+            self._record(theta, torch.tensor(count / batch, device=self.device))
+            self._train_on(images[index], labels[index])
+            return
+        mask = self._gate(images, labels, theta)
+        count = mask.sum()
+        rate = count.float() / batch
+        self.controller.update(rate)
+        self.active += count
+        self._record(theta, rate)
+        if self.ast.pack:
+            self._pack(images, labels, mask, count)
+        else:
+            index = mask.nonzero().squeeze(1)  # the one host sync per batch: the subset's size
+            self._train_on(images[index], labels[index])
+
+    def _gate(self, images, labels, theta) -> torch.Tensor:
+        """Scoring pass, gate and fallback: a boolean mask of the active samples (device ops only)."""
+        batch = labels.shape[0]
+        self.model.train()
+        for module in self.dropouts:
+            module.eval()
+        try:
+            with torch.no_grad(), self.autocast():
+                logits = self.model(images)
+        finally:
+            for module in self.dropouts:
+                module.train()
+        scores, _ = score_batch(logits, labels, images, self.ast.loss_weight, self.ast.intensity_weight)
+        if self.ast.gate == "sigmoid":
+            probability = torch.sigmoid((scores - theta) / self.ast.temperature)
+            mask = torch.rand(batch, device=self.device, generator=self.generator) < probability
+        else:
+            mask = scores > theta
+        nothing = ~mask.any()
+        picks = torch.randperm(batch, device=self.device, generator=self.generator)[:self.ast.fallback_samples]
+        fallback = torch.zeros(batch, dtype=torch.bool, device=self.device).index_fill_(0, picks, True)
+        self.fallbacks += nothing
+        return mask | (fallback & nothing)
+
+    def _record(self, theta, rate) -> None:
+        self.theta_sum += theta
+        self.trace_rows.append(torch.stack([theta, rate.float(), self.controller.ema, self.controller.integral]))
+
+    def _train_on(self, images, labels) -> None:
+        loss_sum, correct = self.optimize(images, labels)
+        self.loss_sum += loss_sum
+        self.correct += correct
+        self.trained += labels.shape[0]
+
+    # ---- packing: selected samples of several scoring batches -> full training batches ------------------
+    def _pack(self, images, labels, mask, count) -> None:
+        batch, full = labels.shape[0], self.config.batch_size
+        if self.buffer_images is None or self.buffer_images.shape[1:] != images.shape[1:]:
+            # Room for one full batch plus the scoring batches between two reads of the fill level, plus a
+            # dump region of one batch where the unselected samples are written (keeps the indices unique).
+            between = min(16, math.ceil(1.0 / self.ast.target))
+            self.capacity = full + batch * between
+            self.buffer_images = torch.empty((self.capacity + batch, *images.shape[1:]), dtype=images.dtype,
+                                             device=self.device)
+            self.buffer_labels = torch.empty(self.capacity + batch, dtype=labels.dtype, device=self.device)
+        slots = self.fill + torch.cumsum(mask.long(), 0) - 1
+        slots = torch.where(mask, slots, self.capacity + torch.arange(batch, device=self.device))
+        self.buffer_images.index_copy_(0, slots, images)
+        self.buffer_labels.index_copy_(0, slots, labels)
+        self.fill = self.fill + count
+        self.fill_upper += batch
+        self.fill_expected += self.ast.target * batch
+        if self.fill_expected >= full or self.fill_upper + batch > self.capacity:
+            self._drain(flush=False)
+
+    def _drain(self, flush: bool) -> None:
+        """Train on every full batch in the buffer (and on the rest with `flush`); keep the remainder."""
+        full = self.config.batch_size
+        fill = int(self.fill)  # host sync: about once per training step
+        self.host_syncs += 1
+        start = 0
+        while fill - start >= full or (flush and fill - start > 0):
+            end = min(fill, start + full)
+            images = self.buffer_images[start:end]
+            if self.config.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            self._train_on(images, self.buffer_labels[start:end])
+            start = end
+        remaining = fill - start
+        if start and remaining:
+            self.buffer_images[:remaining] = self.buffer_images[start:fill].clone()
+            self.buffer_labels[:remaining] = self.buffer_labels[start:fill].clone()
+        self.fill = torch.tensor(remaining, dtype=torch.long, device=self.device)
+        self.fill_upper = self.fill_expected = remaining
+
+    # ---- per-epoch and per-run accounting ---------------------------------------------------------------
+    def running(self) -> dict:
+        trained = max(1, int(self.trained))
+        return {"loss": f"{float(self.loss_sum) / trained:.3f}", "acc": f"{float(self.correct) / trained:.3f}",
+                "act": f"{int(self.active) / max(1, self.scored):.3f}", "theta": f"{float(self.controller.theta):.3f}"}
+
+    def end_epoch(self) -> dict:
+        if self.ast.pack and not self.dense_epoch and self.buffer_images is not None:
+            self._drain(flush=True)  # an epoch trains on everything it selected
+        self.seen = int(self.trained)
+        row = super().end_epoch()
+        scored, active, trained = self.scored, int(self.active), int(self.trained)
+        scoring_pass = not self.dense_epoch and self.ast.selection == "gate"
+        values = torch.stack(self.trace_rows).float().cpu() if self.trace_rows else torch.zeros(0, 4)
+        phase = "dense" if self.dense_epoch else "ast"
+        self.trace.append({"epoch": self.epoch + 1, "phase": phase, "values": values})
+        row.update(account(scored, active, trained, scoring_pass, self.ast.energy_active, self.ast.energy_skipped))
+        row.update(
+            ast_phase=phase,
+            threshold_mean=float(values[:, 0].mean()) if len(values) else float(self.controller.theta),
+            threshold_final=float(self.controller.theta),
+            activation_ema=float(self.controller.ema),
+            integral=float(self.controller.integral),
+            fallback_batches=int(self.fallbacks),
+            host_syncs=self.batches if (scoring_pass and not self.ast.pack) else self.host_syncs,
+        )
+        return row
+
+    def summary(self, history: list[dict]) -> dict:
+        ast_rows = [r for r in history if r.get("ast_phase") == "ast"]
+        kp, ki = resolved_gains(self.ast)
+        out = {"ast_target": self.ast.target, "ast_gains": self.ast.gains, "ast_kp": kp, "ast_ki": ki,
+               "ast_selection": self.ast.selection, "ast_gate": self.ast.gate, "ast_pack": self.ast.pack,
+               "ast_epochs": len(ast_rows), "warmup_epochs_done": len(history) - len(ast_rows)}
+        if ast_rows:
+            total = account(sum(r["scored_samples"] for r in ast_rows), sum(r["active_samples"] for r in ast_rows),
+                            sum(r["trained_samples"] for r in ast_rows), self.ast.selection == "gate",
+                            self.ast.energy_active, self.ast.energy_skipped)
+            out.update(total)
+            out["compute_savings"] = 1.0 - total["compute_vs_dense"]
+            out["threshold_mean"] = sum(r["threshold_mean"] for r in ast_rows) / len(ast_rows)
+            out["threshold_final"] = ast_rows[-1]["threshold_final"]
+            out["fallback_batches"] = sum(r["fallback_batches"] for r in ast_rows)
+            out["ast_train_seconds"] = sum(r["epoch_seconds"] for r in ast_rows)
+            # The whole run, dense warm-up epochs included, against dense training of as many epochs.
+            run_units = sum(r["compute_vs_dense"] * r["scored_samples"] for r in history)
+            out["run_compute_vs_dense"] = run_units / max(1, sum(r["scored_samples"] for r in history))
+        return out
+
+    # ---- checkpoint state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(controller=self.controller.state_dict(), ast_started=self.ast_started,
+                     generator=self.generator.get_state(), trace=self.trace)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "controller" in state:
+            self.controller.load_state_dict(state["controller"])
+            self.ast_started = state["ast_started"]
+            self.generator.set_state(state["generator"])
+            self.trace = list(state.get("trace", []))
+
+    # ---- per-batch trace: RunResult.extra["ast_trace"] and ast_trace.csv in the run folder ----------------
+    def trace_table(self) -> dict[str, list]:
+        table: dict[str, list] = {"epoch": [], "batch": [], "phase": [], **{c: [] for c in TRACE_COLUMNS}}
+        for part in self.trace:
+            for i, row in enumerate(part["values"].tolist()):
+                table["epoch"].append(part["epoch"])
+                table["batch"].append(i)
+                table["phase"].append(part["phase"])
+                for column, value in zip(TRACE_COLUMNS, row):
+                    table[column].append(value)
+        return table
+
+    def artifacts(self, out_dir) -> dict:
+        table = self.trace_table()
+        if out_dir is not None:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(table.keys())
+            writer.writerows(zip(*table.values()))
+            atomic_write_text(Path(out_dir) / "ast_trace.csv", buffer.getvalue())
+        return {"ast_trace": table}
+
+
+def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_active: float = 1.0,
+            energy_skipped: float = 0.01) -> dict:
+    """Activation rate, the seed's energy savings, and compute relative to dense training (forward-pass
+    equivalents: the scoring forward costs 1 per scored sample, a training step 3 per trained sample)."""
+    scored = max(1, scored)
+    skipped = scored - active
+    energy = active * energy_active + skipped * energy_skipped
+    compute = (FORWARD_COST * scored if scoring_pass else 0.0) + TRAIN_COST * trained
+    return {"activation_rate": active / scored,
+            "energy_savings": 1.0 - energy / (scored * energy_active),
+            "compute_vs_dense": compute / (TRAIN_COST * scored),
+            "scored_samples": scored, "active_samples": active, "trained_samples": trained}

@@ -1,0 +1,135 @@
+"""`cifar-lab bench ast --model NAME`: seconds per epoch of AST training against dense training, same run.
+
+Both paths are the engine's own steps (`SparseStep` with the scoring pass, gate and controller, and
+`DenseStep`), on the same model architecture and initial weights, the same optimizer and the same
+device-resident synthetic batches; they alternate `--repeats` times and the medians are kept. An "epoch"
+here is `--batches` batches (a short subset, so that a CPU run takes a minute, not an hour); the ratio
+AST / dense is what carries over to full epochs.
+
+Before timing, the controller's threshold is set at the (1 - target) quantile of one batch's scores and a
+few AST batches run untimed, so the timed batches run at the target rate rather than through the
+controller's start-up transient (which `cifar-lab train` and notebook 03 show).
+
+Expected: with a scoring forward (1 unit per sample) and training steps (3 units per active sample),
+compute at a 10 % target is (1 + 0.3) / 3 ≈ 0.43 of dense; wall-clock lands above that because small
+training batches use the hardware less well (`--pack` packs them into full batches).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from .. import models
+from ..ast.config import validate_ast
+from ..ast.score import score_batch
+from ..ast.step import SparseStep
+from ..commands import write_json
+from ..config import ASTConfig, TrainConfig
+from ..data import channel_stats, load_cifar_splits
+from ..data.loader import DeviceLoader
+from ..engine.runtime import resolve_device, resolve_precision
+from ..engine.steps import DenseStep
+from ..errors import UsageError
+from .timing import sync
+
+
+def register(bench_sub) -> None:
+    p = bench_sub.add_parser("ast", help="seconds per epoch: AST (scoring + gate + sparse step) vs dense")
+    p.add_argument("--model", default="resnet18_cifar", help=f"one of: {', '.join(models.names())}")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batches", type=int, default=4, help="batches per timed epoch")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--target", type=float, default=0.10, help="AST target activation rate")
+    p.add_argument("--gains", default="tuned", choices=("seed", "tuned"))
+    p.add_argument("--pack", action="store_true", help="pack selected samples into full training batches")
+    p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--json", help="write the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.model not in models.names():
+        raise UsageError(f"unknown model '{args.model}'; choose one of: {', '.join(models.names())}")
+    if args.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"unknown precision '{args.precision}'; choose one of: auto, fp32, bf16, fp16")
+    if min(args.classes, args.batch_size, args.batches, args.repeats) < 1:
+        raise UsageError("--classes, --batch-size, --batches and --repeats must be positive")
+    config = TrainConfig(batch_size=args.batch_size, grad_accum=1, channels_last=True, seed=0,
+                         ast=ASTConfig(enabled=True, target=args.target, gains=args.gains, pack=args.pack))
+    validate_ast(config)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+
+    data_config = TrainConfig(dataset="synthetic", num_classes=min(args.classes, 100), data_root=args.data_root,
+                              synthetic_train_size=max(2000, 2 * args.batches * args.batch_size), progress=False)
+    train, _ = load_cifar_splits(data_config)
+    mean, std = channel_stats(train.images)
+    loader = DeviceLoader(train.images, train.labels % args.classes, args.batch_size, device=device, mean=mean,
+                          std=std, train=True, generator=torch.Generator(device=device).manual_seed(0),
+                          drop_last=True, channels_last=True)
+    batches = _endless(loader)
+
+    torch.manual_seed(0)
+    dense_model = models.build(args.model, num_classes=args.classes).to(device, memory_format=torch.channels_last)
+    ast_model = models.build(args.model, num_classes=args.classes).to(device, memory_format=torch.channels_last)
+    ast_model.load_state_dict(dense_model.state_dict())
+    scaler = (lambda: torch.amp.GradScaler(device.type)) if precision == "fp16" else (lambda: None)
+    dense = DenseStep(dense_model, torch.optim.SGD(dense_model.parameters(), lr=0.01, momentum=0.9), scaler(),
+                      config, device, precision)
+    sparse = SparseStep(ast_model, torch.optim.SGD(ast_model.parameters(), lr=0.01, momentum=0.9), scaler(),
+                        config, device, precision)
+
+    def epoch(step, count: int) -> float:
+        step.start_epoch(0)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(count):
+            step.train_batch(*next(batches))
+        row = step.end_epoch()  # waits for the queued work (and flushes a packing buffer)
+        sync(device)
+        epoch.last_row = row
+        return time.perf_counter() - start
+
+    _settle_threshold(sparse, next(batches), args.target)
+    epoch(dense, 2)   # warm-up: allocator, kernel choice, the sparse path's odd batch sizes
+    epoch(sparse, 3)
+    dense_runs, ast_runs, rates, computes = [], [], [], []
+    for _ in range(args.repeats):
+        dense_runs.append(epoch(dense, args.batches))
+        ast_runs.append(epoch(sparse, args.batches))
+        rates.append(epoch.last_row["activation_rate"])
+        computes.append(epoch.last_row["compute_vs_dense"])
+    dense_s, ast_s = statistics.median(dense_runs), statistics.median(ast_runs)
+    result = {
+        "benchmark": "ast", "model": args.model, "ast_epoch_s": ast_s, "dense_epoch_s": dense_s,
+        "ratio": ast_s / dense_s, "activation_rate": statistics.mean(rates),
+        "compute_vs_dense": statistics.mean(computes), "target": args.target, "gains": args.gains,
+        "pack": args.pack, "batches_per_epoch": args.batches, "batch_size": args.batch_size,
+        "ast_runs": ast_runs, "dense_runs": dense_runs, "repeats": args.repeats, "device": str(device),
+        "precision": precision, "channels_last": True, "torch_threads": torch.get_num_threads(),
+    }
+    print(f"AST vs dense, {args.model} on {device} ({precision}, {args.batches} batches of {args.batch_size}): "
+          f"AST {ast_s:.2f} s/epoch at activation {result['activation_rate']:.3f}, dense {dense_s:.2f} s/epoch, "
+          f"ratio {result['ratio']:.2f} (compute model {result['compute_vs_dense']:.2f})")
+    write_json(args.json, result)
+    return 0
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
+def _settle_threshold(step: SparseStep, batch, target: float) -> None:
+    """Start the controller at the threshold that would pass `target` of this batch (timing, not control)."""
+    images, labels = batch
+    step.model.train()
+    with torch.no_grad(), step.autocast():
+        logits = step.model(images)
+    scores, _ = score_batch(logits, labels, images, step.ast.loss_weight, step.ast.intensity_weight)
+    step.controller.theta = torch.quantile(scores.float(), 1.0 - target).to(step.controller.theta)

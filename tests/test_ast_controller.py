@@ -1,0 +1,73 @@
+"""The PI controller and the significance score, on synthetic score streams (no network involved)."""
+import pytest
+import torch
+
+from cifar_lab.ast import sim
+from cifar_lab.ast.config import GAIN_SETS
+from cifar_lab.ast.controller import PIController
+from cifar_lab.ast.score import significance
+from cifar_lab.engine import checkpoint
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return sim.score_stream(400, batch_size=128, seed=1)
+
+
+def test_score_is_in_unit_interval_and_follows_the_formula():
+    losses = torch.tensor([0.1, 1.0, 5.0, 2.0])
+    intensity = torch.tensor([1.0, 1.0, 3.0, 0.0])
+    s = significance(losses, intensity, 0.7, 0.3)
+    mean_l, mean_v = losses.mean(), intensity.mean()
+    expected = 0.7 * torch.clamp(losses / mean_l, max=2) / 2 + 0.3 * torch.clamp(intensity / mean_v, max=2) / 2
+    assert torch.allclose(s, expected)
+    assert float(s.min()) >= 0 and float(s.max()) <= 1
+    assert float(s[2]) == pytest.approx(1.0)  # both terms at twice their mean or more: the clamp
+
+
+def test_tuned_gains_settle_at_the_target_within_an_epoch_and_the_integral_stays_bounded(stream):
+    trace = sim.simulate(stream, target=0.10, **GAIN_SETS["tuned"])
+    settle = trace.settle_batch(0.10, tolerance=0.02)
+    assert 0 <= settle <= 40  # the synthetic dataset's first epoch is 40 batches
+    epochs = trace.epoch_rates(40)
+    assert torch.all((epochs[1:] - 0.10).abs() < 0.01)
+    assert float(trace.integral.abs().max()) < 50
+    assert float(trace.theta.min()) >= 0 and float(trace.theta.max()) <= 1
+
+
+@pytest.mark.parametrize("target", [0.05, 0.3])
+def test_tuned_gains_track_other_targets(stream, target):
+    trace = sim.simulate(stream, target=target, **GAIN_SETS["tuned"])
+    assert abs(float(trace.rate[100:].mean()) - target) < 0.01
+
+
+def test_seed_gains_integral_is_held_by_the_anti_windup_clamp(stream):
+    trace = sim.simulate(stream, target=0.10, **GAIN_SETS["seed"])
+    assert float(trace.integral.abs().max()) <= 50 + 1e-4
+    # The seed's gains have not settled after 10 epochs of 40 batches: the book shows why.
+    assert trace.settle_batch(0.10, tolerance=0.02) == -1 or trace.settle_batch(0.10, tolerance=0.02) > 40
+
+
+def test_anti_windup_decays_the_integral_while_theta_is_pinned():
+    controller = PIController(target=0.1, kp=1.0, ki=0.01, theta0=0.5)
+    for _ in range(5):
+        controller.update(1.0)  # everything passes: theta runs to its upper clamp
+    assert float(controller.theta) == 1.0
+    before = float(controller.integral)
+    controller.update(1.0)
+    assert float(controller.integral) == pytest.approx(0.9 * before)
+
+
+def test_controller_state_round_trips_through_a_checkpoint(tmp_path, stream):
+    controller = PIController(0.1, 0.2, 0.001)
+    for batch in stream[:30]:
+        controller.update((batch > controller.theta).float().mean())
+    checkpoint.save(tmp_path / "c.pt", {"model": {}, "config": {}, "controller": controller.state_dict()})
+    restored = PIController(0.1, 0.2, 0.001)
+    restored.load_state_dict(checkpoint.load(tmp_path / "c.pt")["controller"])
+    for batch in stream[30:60]:
+        for c in (controller, restored):
+            c.update((batch > c.theta).float().mean())
+    for name in ("theta", "ema", "integral", "updates"):
+        assert torch.equal(getattr(controller, name), getattr(restored, name))
+    assert int(restored.updates) == 60
