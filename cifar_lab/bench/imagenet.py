@@ -91,3 +91,36 @@ def run(args) -> int:
               "(torchvision.io.decode_jpeg(device='cuda')) and this machine has no CUDA device")
     write_json(args.json, result)
     return 0
+
+
+def training_memory_estimate(model: torch.nn.Module, image_size: int, batch_sizes, activation_bytes: int = 2,
+                             optimizer_states: int = 2) -> list[dict]:
+    """An estimate of training memory per batch size, for machines without a GPU to measure on.
+
+    Weights, gradients and `optimizer_states` tensors per weight (AdamW: 2) in fp32; activations = the
+    elements of every leaf module's output for one image (what autograd keeps for the backward pass, roughly),
+    times `activation_bytes` (2 under bf16/fp16 autocast), times the batch size. It leaves out the allocator's
+    slack, cuDNN workspaces and temporaries, so a measurement (`torch.cuda.max_memory_allocated`) is higher.
+    """
+    elements = []
+
+    def count(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            elements.append(output.numel())
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    fixed = params * 4 * (2 + optimizer_states)
+    per_image = sum(elements) * activation_bytes
+    return [{"batch_size": b, "weights_grads_optimizer_MiB": fixed / 2**20, "activations_MiB": b * per_image / 2**20,
+             "total_MiB": (fixed + b * per_image) / 2**20} for b in batch_sizes]

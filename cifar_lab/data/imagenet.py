@@ -36,8 +36,8 @@ SUBSET_HINT = "build it with `cifar-lab data imagenet100 --from IMAGENET1K_DIR -
 
 # --- folder trees -----------------------------------------------------------------------------------------
 
-def class_folders(split_dir: Path) -> list[str]:
-    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+def class_folders(split_dir) -> list[str]:
+    return sorted(d.name for d in Path(split_dir).iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
 def split_dir(root, split: str) -> Path:
@@ -326,3 +326,23 @@ def build_imagenet100(source_root, out_root, link: str = "symlink") -> dict:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"out": str(out), "classes": len(wnids), "files": files, "created": True, "link": link}
+
+
+def tree_to_hf(root, out_dir) -> Path:
+    """Export an ImageFolder tree as a Hugging Face DatasetDict (`save_to_disk`) with the schema of
+    ILSVRC/imagenet-1k: an `image` feature holding the JPEG bytes and a `label` ClassLabel; splits train and
+    validation. Used to run the Hugging Face route offline on generated data."""
+    datasets = _import_datasets()
+    root, out = Path(root).expanduser(), Path(out_dir).expanduser()
+    if (out / "dataset_dict.json").is_file():
+        return out
+    classes = class_folders(split_dir(root, "train"))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=classes)})
+    splits = {}
+    for split, hf_name in (("train", "train"), ("val", "validation")):
+        source = scan_split(root, split, classes)
+        splits[hf_name] = datasets.Dataset.from_dict(
+            {"image": [{"bytes": Path(f).read_bytes(), "path": None} for f in source.files],
+             "label": source.labels}, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(out))
+    return out
