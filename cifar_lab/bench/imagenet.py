@@ -124,3 +124,26 @@ def training_memory_estimate(model: torch.nn.Module, image_size: int, batch_size
     per_image = sum(elements) * activation_bytes
     return [{"batch_size": b, "weights_grads_optimizer_MiB": fixed / 2**20, "activations_MiB": b * per_image / 2**20,
              "total_MiB": (fixed + b * per_image) / 2**20} for b in batch_sizes]
+
+
+def measure_cuda_memory(model: torch.nn.Module, image_size: int, batch_sizes, precision: str = "bf16") -> dict:
+    """Peak CUDA memory (MiB, `torch.cuda.max_memory_allocated`) of one AdamW training step per batch size."""
+    device = torch.device("cuda")
+    model = model.to(device).to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    peaks = {}
+    for batch_size in batch_sizes:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        images = torch.randn(batch_size, 3, image_size, image_size, device=device).contiguous(
+            memory_format=torch.channels_last)
+        labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+        with torch.autocast("cuda", dtype=dtype):
+            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize(device)
+        peaks[batch_size] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peaks

@@ -344,5 +344,11 @@ def tree_to_hf(root, out_dir) -> Path:
         splits[hf_name] = datasets.Dataset.from_dict(
             {"image": [{"bytes": Path(f).read_bytes(), "path": None} for f in source.files],
              "label": source.labels}, features=features)
-    datasets.DatasetDict(splits).save_to_disk(str(out))
+    quiet = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()  # keeps notebooks' outputs free of progress bars
+    try:
+        datasets.DatasetDict(splits).save_to_disk(str(out))
+    finally:
+        if quiet:
+            datasets.utils.logging.enable_progress_bar()
     return out
