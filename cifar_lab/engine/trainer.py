@@ -121,7 +121,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
         for batch_index, (images, labels) in enumerate(bar):
             step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
             with warnings.catch_warnings():  # gradient accumulation steps the schedule before the optimizer
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
                 scheduler.step()
             if config.progress and (batch_index + 1) % config.log_every == 0:
                 bar.set_postfix(step.running())
