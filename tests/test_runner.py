@@ -7,6 +7,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from cifar_lab.cli import main
 from cifar_lab.runner import parse_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +38,11 @@ def test_run_md_notebook_keeps_executed_notebook_and_metrics(tmp_path):
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
 
 
-def test_unknown_parameter_is_one_line_exit_2_and_nothing_written(tmp_path):
+def test_unknown_parameter_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
     out = tmp_path / "never"
-    done = cifar_lab("run", DATA_NOTEBOOK, "--out", out, "-p", "no_such_knob", "1")
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no_such_knob" in lines[0] and "bench_images" in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
+    assert main(["run", str(DATA_NOTEBOOK), "--out", str(out), "-p", "no_such_knob", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no_such_knob" in lines[0] and "bench_images" in lines[0], lines
     assert not out.exists()
 
 
@@ -51,11 +50,11 @@ def test_unknown_parameter_is_one_line_exit_2_and_nothing_written(tmp_path):
     (["notebooks/no_such_notebook.md"], ["does not exist"]),
     ([DATA_NOTEBOOK, "-p", "out_dir", "x"], ["--out"]),
 ])
-def test_bad_invocations_are_one_line_errors(tmp_path, args, words):
+def test_bad_invocations_are_one_line_errors(tmp_path, capsys, args, words):
     out = tmp_path / "never"
-    done = cifar_lab("run", *args, "--out", out)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and all(w in done.stderr for w in words), done.stderr
+    assert main(["run", *map(str, args), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and all(w in err for w in words), err
     assert not out.exists()
 
 
@@ -65,3 +64,16 @@ def test_bad_invocations_are_one_line_errors(tmp_path, args, words):
 ])
 def test_parameter_values_parse_like_yaml_scalars(text, value):
     assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_failing_notebook_is_one_line_exit_1_with_executed_notebook_kept(tmp_path, capsys):
+    source = tmp_path / "broken.md"
+    front_matter = DATA_NOTEBOOK.read_text().split("\n---\n", 1)[0] + "\n---\n"  # the book's notebook header
+    source.write_text(front_matter + "\n"
+                      "```{code-cell} ipython3\n:tags: [parameters]\n\nout_dir = 'x'\nsteps = 1\n```\n\n"
+                      "```{code-cell} ipython3\nraise ValueError(f'steps={steps}')\n```\n")
+    out = tmp_path / "out"
+    assert main(["run", str(source), "--out", str(out), "-p", "steps", "7"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ValueError" in err[0] and "steps=7" in err[0], err
+    assert (out / "broken.ipynb").is_file()  # kept for debugging: it shows the traceback
