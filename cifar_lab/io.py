@@ -17,6 +17,7 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -25,3 +26,9 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text), binary=False)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

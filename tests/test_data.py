@@ -158,3 +158,10 @@ def test_eval_loader_keeps_order_and_pixels():
     loader = DeviceLoader(images, torch.arange(10), 4, device="cpu", mean=(0.0,) * 3, std=(1.0,) * 3, train=False)
     out = torch.cat([x for x, _ in loader])
     assert torch.allclose(out * 255, images.float(), atol=1e-3)
+
+
+def test_subset_missing_classes_still_maps_every_superclass(tmp_path):
+    base = synthetic.write(tmp_path, 100, n_train=1000, n_test=200)
+    small = cifar.load_split(cifar.CIFAR100, base, train=False).subset(30, seed=1)
+    assert len(set(small.labels.tolist())) < 100
+    assert small.coarse_of_fine.tolist() == [k // 5 for k in range(100)]

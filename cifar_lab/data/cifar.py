@@ -87,12 +87,18 @@ class CifarSplit:
 
     @property
     def coarse_of_fine(self) -> Optional[torch.Tensor]:
-        """fine class id -> superclass id, where the dataset has superclasses."""
+        """fine class id -> superclass id, where the dataset has superclasses.
+
+        Derived from the full split when it is parsed and kept by `subset`, so a small subset that misses
+        some classes still maps every class.
+        """
         if self.coarse_labels is None:
             return None
-        mapping = torch.full((len(self.class_names),), -1, dtype=torch.long)
-        mapping[self.labels] = self.coarse_labels
-        return mapping
+        if "coarse_of_fine" not in self.extra:
+            mapping = torch.full((len(self.class_names),), -1, dtype=torch.long)
+            mapping[self.labels] = self.coarse_labels
+            self.extra["coarse_of_fine"] = mapping
+        return self.extra["coarse_of_fine"]
 
     def subset(self, n: int, seed: int = 0) -> "CifarSplit":
         """The first n samples of a fixed permutation (class-balanced in expectation)."""
@@ -100,8 +106,9 @@ class CifarSplit:
             return self
         index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
         coarse = None if self.coarse_labels is None else self.coarse_labels[index]
+        self.coarse_of_fine  # noqa: B018  (computed on the full split before it is cut)
         return CifarSplit(self.images[index], self.labels[index], self.class_names, coarse, self.coarse_names,
-                          self.source, self.extra)
+                          self.source, dict(self.extra))
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:

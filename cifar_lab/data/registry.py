@@ -8,6 +8,7 @@ import torch
 
 from . import cifar, synthetic
 from .cifar import CifarSplit
+from ..errors import UsageError
 from .loader import DeviceLoader
 
 
@@ -77,6 +78,10 @@ def cifar_bundle(config, device, generator) -> DataBundle:
                   input_size=config.input_size)
     if config.loader == "torchvision":
         from .reference import make_loader
+
+        if config.augment not in ("crop_flip", "none"):
+            raise UsageError(f"loader=torchvision implements only the crop_flip augmentation, not "
+                             f"'{config.augment}'; use loader=device or augment=crop_flip")
 
         train_loader = make_loader(train.images, train.labels, config.batch_size, mean=mean, std=std, train=True,
                                    num_workers=config.num_workers, seed=config.seed, input_size=config.input_size)
