@@ -36,7 +36,7 @@ from ..data.loader import DeviceLoader
 from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from .timing import sync
+from .timing import check_model_and_precision, sync
 
 
 def register(bench_sub) -> None:
@@ -58,10 +58,7 @@ def register(bench_sub) -> None:
 
 
 def run(args) -> int:
-    if args.model not in models.names():
-        raise UsageError(f"unknown model '{args.model}'; choose one of: {', '.join(models.names())}")
-    if args.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"unknown precision '{args.precision}'; choose one of: auto, fp32, bf16, fp16")
+    check_model_and_precision(args)
     if min(args.classes, args.batch_size, args.batches, args.repeats) < 1:
         raise UsageError("--classes, --batch-size, --batches and --repeats must be positive")
     config = TrainConfig(batch_size=args.batch_size, grad_accum=1, channels_last=True, seed=0,

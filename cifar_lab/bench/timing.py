@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import UsageError
+
 
 def sync(device) -> None:
     if torch.device(device).type == "cuda":
@@ -36,3 +38,13 @@ def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, r
 def report_line(title: str, result: dict) -> str:
     return (f"{title}: ours {result['ours_img_s']:,.0f} img/s, reference {result['reference_img_s']:,.0f} img/s, "
             f"ratio {result['ratio']:.2f}x")
+
+
+def check_model_and_precision(args) -> None:
+    """The checks every model benchmark makes on `--model` and `--precision`, as one-line errors."""
+    from .. import models
+
+    if args.model not in models.names():
+        raise UsageError(f"unknown model '{args.model}'; choose one of: {', '.join(models.names())}")
+    if args.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"unknown precision '{args.precision}'; choose one of: auto, fp32, bf16, fp16")

@@ -21,7 +21,7 @@ from ..data.reference import make_loader
 from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from .timing import interleaved, report_line
+from .timing import check_model_and_precision, interleaved, report_line
 
 
 def register(bench_sub) -> None:
@@ -43,10 +43,7 @@ def register(bench_sub) -> None:
 
 
 def run(args) -> int:
-    if args.model not in models.names():
-        raise UsageError(f"unknown model '{args.model}'; choose one of: {', '.join(models.names())}")
-    if args.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"unknown precision '{args.precision}'; choose one of: auto, fp32, bf16, fp16")
+    check_model_and_precision(args)
     if min(args.classes, args.size, args.batch_size, args.steps, args.repeats) < 1:
         raise UsageError("--classes, --size, --batch-size, --steps and --repeats must be positive")
     device = resolve_device(args.device)
