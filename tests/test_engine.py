@@ -149,3 +149,12 @@ def test_gradient_accumulation_matches_one_large_batch(tmp_path):
             step.train_batch(xs, ys)
         weights.append(model.weight.detach().clone())
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
+
+
+def test_time_budget_stops_inside_an_epoch(tmp_path):
+    # A budget far below one epoch: training stops after the batch that crosses it, then evaluates once.
+    # With a cosine schedule over 3 epochs, the lr after a whole first epoch would be 0.75 of the base; after
+    # one batch it is still the base.
+    result = train(simplecnn(tmp_path / "data", epochs=3, time_budget_s=1e-6, schedule="cosine"), None)
+    assert result.summary["stop_reason"] == "time_budget" and result.summary["epochs"] == 1
+    assert result.history[0]["lr"] > 0.99 * 1e-3 and "test_acc" in result.history[0]

@@ -125,6 +125,8 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
                 scheduler.step()
             if config.progress and (batch_index + 1) % config.log_every == 0:
                 bar.set_postfix(step.running())
+            if config.time_budget_s and trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s:
+                break  # the budget ends inside the epoch: evaluate what was trained and stop
         row = {"epoch": epoch + 1, **step.end_epoch()}
         sync(device)
         row["epoch_seconds"] = time.perf_counter() - epoch_start
