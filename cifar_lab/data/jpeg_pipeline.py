@@ -124,6 +124,10 @@ def collate_skipping(samples):
     return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), skipped
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
 class CpuJpegLoader:
     """Iterate (normalised float images, labels) from DataLoader workers, counting skipped files."""
 
@@ -134,11 +138,19 @@ class CpuJpegLoader:
         self.loader = DataLoader(DecodedDataset(source, transform), batch_size=batch_size, shuffle=train,
                                  num_workers=num_workers, collate_fn=collate_skipping,
                                  generator=torch.Generator().manual_seed(seed),
-                                 persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
-        self.skip_log, self.channels_last = skip_log, channels_last
+                                 pin_memory=torch.cuda.is_available())
+        self.skip_log, self.channels_last, self.seed = skip_log, channels_last, seed
 
     def __len__(self) -> int:
         return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Derive this epoch's shuffle and the workers' augmentation seeds from (seed, epoch) alone.
+
+        Workers are not persistent, so each epoch starts them afresh from seeds drawn from this generator:
+        a resumed run sees the same images in the same order with the same crops as an uninterrupted one.
+        """
+        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, skipped in self.loader:
@@ -254,8 +266,8 @@ class DeviceJpegLoader:
         self.device = torch.device(device)
         self.loader = DataLoader(EncodedDataset(source), batch_size=batch_size, shuffle=train,
                                  num_workers=num_workers, collate_fn=collate_encoded,
-                                 generator=torch.Generator().manual_seed(seed), persistent_workers=num_workers > 0)
-        self.train, self.size, self.resize = train, size, resize
+                                 generator=torch.Generator().manual_seed(seed))
+        self.train, self.size, self.resize, self.seed = train, size, resize, seed
         self.skip_log, self.channels_last = skip_log, channels_last
         self.generator = torch.Generator().manual_seed(seed + 1)  # crop boxes and jitter factors
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
@@ -263,6 +275,11 @@ class DeviceJpegLoader:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle, crop boxes and jitter of an epoch follow from (seed, epoch), so resume repeats them."""
+        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
+        self.generator.manual_seed(epoch_seed(self.seed + 1, epoch))
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]

@@ -114,6 +114,8 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
     wall_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         step.start_epoch(epoch)
+        if hasattr(data.train_loader, "set_epoch"):  # loaders whose randomness is not in the checkpoint
+            data.train_loader.set_epoch(epoch)
         sync(device)
         epoch_start = time.perf_counter()
         bar = tqdm(data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
