@@ -151,7 +151,7 @@ def download(spec: CifarSpec, root, url: Optional[str] = None, md5: Optional[str
 
 
 def _fetch(url: str, archive: Path, spec: CifarSpec, root: Path, progress: bool) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain bars: tqdm.auto would ask for ipywidgets inside Jupyter
 
     partial = archive.with_name(archive.name + ".part")
     try:
