@@ -1,10 +1,12 @@
 """Atomic file writes: a temporary file in the same folder, then a rename, so a kill never leaves half a file."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> None:
@@ -26,6 +28,24 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text), binary=False)
+
+
+@contextlib.contextmanager
+def staged_dir(target, prefix: str = ".staging-") -> Iterator[Path]:
+    """Build a folder in a temporary sibling of `target`; rename it into place only if the block succeeds.
+
+    A kill or an error leaves no half-built `target`; an existing `target` is replaced only at the end.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _umask() -> int:

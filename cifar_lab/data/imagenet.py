@@ -16,14 +16,13 @@ reported with their path, skipped, and counted in `info["skipped_files"]` (copie
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import DataError
+from ..io import staged_dir
 from . import synthetic_jpeg
 from .imagenet_classes import imagenet100_wnids
 from .jpeg_pipeline import IMAGENET_MEAN, IMAGENET_STD, FolderSource, SkipLog, default_eval_resize, make_loader
@@ -300,31 +299,25 @@ def build_imagenet100(source_root, out_root, link: str = "symlink") -> dict:
         if all((out / s / w).is_dir() for s in ("train", "val") for w in wnids):
             return {"out": str(out), "classes": len(wnids), "created": False, "link": link}
         raise DataError(f"{out} exists and is not an ImageNet-100 tree; choose an empty or new --to folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".imagenet100-", dir=out.parent))
     files = 0
     try:
-        for split in ("train", "val"):
-            (staging / split).mkdir()
-            for wnid in wnids:
-                target = source / split / wnid
-                if link == "symlink":
-                    (staging / split / wnid).symlink_to(target, target_is_directory=True)
-                    files += sum(1 for _ in os.scandir(target))
-                else:
-                    (staging / split / wnid).mkdir()
-                    for entry in os.scandir(target):
-                        os.link(entry.path, staging / split / wnid / entry.name)
-                        files += 1
-        if out.exists():
-            out.rmdir()
-        staging.replace(out)
+        with staged_dir(out, prefix=".imagenet100-") as staging:  # `out` is absent or empty (checked above)
+            for split in ("train", "val"):
+                (staging / split).mkdir()
+                for wnid in wnids:
+                    target = source / split / wnid
+                    if link == "symlink":
+                        (staging / split / wnid).symlink_to(target, target_is_directory=True)
+                        files += sum(1 for _ in os.scandir(target))
+                    else:
+                        (staging / split / wnid).mkdir()
+                        for entry in os.scandir(target):
+                            os.link(entry.path, staging / split / wnid / entry.name)
+                            files += 1
     except OSError as exc:
         raise DataError(f"cannot link {source} into {out}: {exc.strerror or exc}"
                         + (" (hard links need one file system; try --link symlink)" if link == "hardlink" else "")
                         ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {"out": str(out), "classes": len(wnids), "files": files, "created": True, "link": link}
 
 

@@ -11,13 +11,12 @@ The files are read back by `cifar_lab.data.cifar.load_split`, the parser of the 
 from __future__ import annotations
 
 import pickle
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io import staged_dir
 from .cifar import CIFAR10, CIFAR100, CifarSpec, is_extracted, md5sum
 
 HUES = ["red", "orange", "yellow", "lime", "green", "teal", "cyan", "blue", "purple", "pink"]
@@ -91,15 +90,8 @@ def write(root, num_classes: int = 10, n_train: int = 5000, n_test: int = 1000, 
     spec = spec_for(num_classes)
     if is_extracted(spec, base):
         return base
-    base.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=base.parent))
-    try:
+    with staged_dir(base, prefix=".synthetic-") as staging:
         _write_layout(staging / spec.folder, spec, num_classes, n_train, n_test, seed)
-        if base.exists():
-            shutil.rmtree(base)
-        staging.replace(base)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return base
 
 

@@ -10,13 +10,13 @@ bytes behind a JPEG marker, or a real JPEG cut in half).
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
+
+from ..io import staged_dir
 
 HUE_COUNT = 10
 ORIENTATIONS = ("h", "v", "d")           # horizontal, vertical, diagonal stripes
@@ -79,9 +79,7 @@ def write_tree(out_dir, num_classes: int = 10, train_per_class: int = 16, val_pe
     wnids = list(wnids) if wnids is not None else fake_wnids(num_classes)
     if len(wnids) != num_classes:
         raise ValueError(f"{len(wnids)} wnids for {num_classes} classes")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".synthetic-imagenet-", dir=out.parent))
-    try:
+    with staged_dir(out, prefix=".synthetic-imagenet-") as staging:
         rng = np.random.default_rng(seed)
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
             for label, wnid in enumerate(wnids):
@@ -91,11 +89,6 @@ def write_tree(out_dir, num_classes: int = 10, train_per_class: int = 16, val_pe
                     image = Image.fromarray(generate_image(label, num_classes, size, rng))
                     (folder / f"{wnid}_{i}.JPEG").write_bytes(_jpeg_bytes(image))
         _write_odd_files(staging / "train", wnids, num_classes, size, rng, grayscale, cmyk, corrupt)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.replace(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
