@@ -9,25 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def toc_entries() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    entries = [toc["root"]]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            walk(item.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return entries
+from book_toc import ROOT, toc_files  # tests/ is on sys.path under pytest
 
 
 def test_book_builds_with_every_page(tmp_path):
@@ -40,7 +22,7 @@ def test_book_builds_with_every_page(tmp_path):
                            "--builder", "html"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     html = tmp_path / "_build" / "html"
-    for entry in toc_entries():
+    for entry in toc_files():
         page = html / f"{entry}.html"
         assert page.is_file(), f"{page} was not built"
         assert "Traceback" not in page.read_text(encoding="utf-8"), f"{page} shows a traceback"

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import jupytext
 import pytest
-import yaml
-
 from cifar_lab.runner import declared_parameters, parameter_cell_index
 
-ROOT = Path(__file__).resolve().parents[1]
+from book_toc import ROOT, toc_files  # tests/ is on sys.path under pytest
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("*.md"))
 
@@ -57,22 +55,6 @@ def test_one_parameters_cell_with_smoke_and_out_dir(source):
     assert "smoke" in names and "out_dir" in names, f"{source.name}: the parameters cell must set smoke and out_dir"
     assert "smoke_default()" in names["smoke"] or "CIFAR_LAB_SMOKE" in names["smoke"], \
         f"{source.name}: smoke must default from the CIFAR_LAB_SMOKE environment variable"
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    found = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                found.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return found
 
 
 def test_every_notebook_is_in_the_book_and_every_page_exists():
