@@ -36,7 +36,7 @@ from ..data.loader import DeviceLoader
 from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from .timing import check_model_and_precision, sync
+from .timing import add_run_arguments, check_model_and_precision, sync
 
 
 def register(bench_sub) -> None:
@@ -50,10 +50,7 @@ def register(bench_sub) -> None:
     p.add_argument("--gains", default="tuned", choices=("seed", "tuned"))
     p.add_argument("--no-pack", dest="pack", action="store_false",
                    help="train on each batch's selected samples at once instead of packing them into full batches")
-    p.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", default="data")
-    p.add_argument("--json", help="write the result as JSON")
+    add_run_arguments(p)
     p.set_defaults(func=run)
 
 

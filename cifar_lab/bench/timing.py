@@ -48,3 +48,11 @@ def check_model_and_precision(args) -> None:
         raise UsageError(f"unknown model '{args.model}'; choose one of: {', '.join(models.names())}")
     if args.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise UsageError(f"unknown precision '{args.precision}'; choose one of: auto, fp32, bf16, fp16")
+
+
+def add_run_arguments(parser, precision_help: str = "auto, fp32, bf16 or fp16") -> None:
+    """The options every model benchmark takes: precision, device, data folder, JSON report."""
+    parser.add_argument("--precision", default="auto", help=precision_help)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--json", help="write the result as JSON")

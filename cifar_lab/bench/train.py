@@ -21,7 +21,7 @@ from ..data.reference import make_loader
 from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from .timing import check_model_and_precision, interleaved, report_line
+from .timing import add_run_arguments, check_model_and_precision, interleaved, report_line
 
 
 def register(bench_sub) -> None:
@@ -33,12 +33,9 @@ def register(bench_sub) -> None:
     p.add_argument("--steps", type=int, default=6, help="timed training steps per run")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference")
-    p.add_argument("--precision", default="auto", help="our precision: auto, fp32, bf16 or fp16")
     p.add_argument("--no-channels-last", action="store_true", help="switch channels_last off on our path")
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", default="data")
-    p.add_argument("--json", help="write the result as JSON")
+    add_run_arguments(p, precision_help="our precision: auto, fp32, bf16 or fp16")
     p.set_defaults(func=run)
 
 
