@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -16,9 +17,10 @@ from .errors import UsageError
 
 @dataclass
 class ASTConfig:
-    """Adaptive Sparse Training (Sundew gate + PI controller); see DESIGN.md §5 and `cifar_lab.ast`."""
+    """Adaptive Sparse Training (Sundew gate + PI controller); see `cifar_lab.sparse`."""
 
     enabled: bool = False
+    dense_epochs: int = 0         # dense epochs before AST starts (two-stage training)
     target: float = 0.10          # share of samples trained on
     gains: str = "tuned"          # "seed" (Kp 0.0015, Ki 0.00005) or "tuned" (chosen by the book's sweep)
     kp: Optional[float] = None    # None: take it from the gain set
@@ -31,7 +33,7 @@ class ASTConfig:
     gate: str = "hard"            # "hard" threshold or "sigmoid"
     temperature: float = 0.1      # sigmoid gate temperature
     fallback_samples: int = 2     # trained on when nothing passes the gate
-    energy_active: float = 1.0    # the seed's energy model
+    energy_active: float = 1.0    # the AST paper's energy model
     energy_skipped: float = 0.01
     pack: bool = False            # pack selected samples of several scoring batches into full batches
     selection: str = "gate"       # "gate" (AST) or "random" (random subset at the target rate; a baseline)
@@ -90,7 +92,6 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 50               # batches between progress-bar readings (each one is a host sync)
     save_checkpoints: bool = True
-    warmup_epochs: int = 0            # dense epochs before AST starts (two-stage training)
     # ImageNet chapters (JPEG folders, Hugging Face, torchvision weights); see cifar_lab.data.imagenet
     imagenet_root: str = ""           # ROOT with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
     hf_dataset: str = "ILSVRC/imagenet-1k"  # imagenet1k-hf: a hub name, or a local save_to_disk/parquet folder
@@ -182,8 +183,18 @@ def _example(tp) -> str:
     return {bool: "true", int: "10", float: "0.1", str: "name"}.get(tp, "value")
 
 
-def set_value(config: TrainConfig, key: str, raw: Any) -> None:
+# Keys renamed in this release: old name -> new name. The old name still works, with a one-line note.
+RENAMED_KEYS = {"warmup_epochs": "ast.dense_epochs"}
+
+
+def set_value(config: TrainConfig, key: str, raw: Any, quiet: bool = False) -> None:
     """Set a (possibly dotted) key from a string or JSON value, with type checking."""
+    if key in RENAMED_KEYS:
+        new = RENAMED_KEYS[key]
+        if not quiet:
+            print(f"note: {key} is now {new} (dense epochs before AST starts, not lr_warmup_epochs); the old name "
+                  f"will stop working in the next release", file=sys.stderr)
+        key = new
     target, cls, parts = config, TrainConfig, key.split(".")
     for part in parts[:-1]:
         types = _field_types(cls)
@@ -219,19 +230,24 @@ def parse_assignments(items: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def apply_overrides(config: TrainConfig, overrides: dict[str, Any] | list[tuple[str, Any]]) -> TrainConfig:
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any] | list[tuple[str, Any]],
+                    quiet: bool = False) -> TrainConfig:
     items = overrides.items() if isinstance(overrides, dict) else overrides
     for key, value in items:
         if isinstance(value, dict):  # nested section given as a dict, e.g. {"ast": {"target": 0.1}}
-            apply_overrides(config, {f"{key}.{k}": v for k, v in value.items()})
+            apply_overrides(config, {f"{key}.{k}": v for k, v in value.items()}, quiet)
         else:
-            set_value(config, key, value)
+            set_value(config, key, value, quiet)
     return config
 
 
 def from_dict(data: dict) -> TrainConfig:
-    """Rebuild a config saved with `to_dict` (checkpoints, config.json)."""
-    return apply_overrides(TrainConfig(), data)
+    """Rebuild a config saved with `to_dict` (checkpoints, config.json); files of the previous release, with
+    their old key names, load without a note."""
+    legacy = {k: v for k, v in data.items() if k in RENAMED_KEYS}
+    current = {k: v for k, v in data.items() if k not in RENAMED_KEYS}
+    config = apply_overrides(TrainConfig(), current)
+    return apply_overrides(config, {k: v for k, v in legacy.items() if v}, quiet=True)
 
 
 def save_json(config: TrainConfig, path) -> None:
@@ -243,11 +259,12 @@ def save_json(config: TrainConfig, path) -> None:
 def validate(config: TrainConfig) -> TrainConfig:
     """Check names against the registries and ranges of numbers; raise a one-line UsageError."""
     from . import models
-    from .ast.config import validate_ast
     from .data import augment, registry
+    from .sparse.config import validate_ast
 
     if config.model not in models.names():
         raise UsageError(f"unknown model '{config.model}'; choose one of: {', '.join(models.names())}")
+    models.check_pretrained(config.model, config.pretrained)
     if config.dataset not in registry.names():
         raise UsageError(f"unknown dataset '{config.dataset}'; choose one of: {', '.join(registry.names())}")
     if config.augment not in augment.names():
@@ -257,7 +274,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in positive_ints:
         if getattr(config, key) < 1:
             raise UsageError(f"{key} must be at least 1, got {getattr(config, key)}")
-    for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers", "warmup_epochs"):
+    for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers"):
         if getattr(config, key) < 0:
             raise UsageError(f"{key} must be 0 or more, got {getattr(config, key)}")
     for key in ("lr", "weight_decay", "grad_clip", "lr_warmup_epochs", "onecycle_max_lr", "time_budget_s"):
@@ -267,6 +284,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UsageError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if not 0.0 <= config.target_acc <= 1.0:
         raise UsageError(f"target_acc must be in [0, 1] (a fraction, not a percentage), got {config.target_acc}")
-    if config.ast.enabled or config.warmup_epochs:
+    if config.ast.enabled or config.ast.dense_epochs:
         validate_ast(config)
     return config

@@ -1,8 +1,11 @@
 """Predictions from a trained checkpoint: `Predictor(path).predict(image)` -> top-k (class name, id, probability).
 
-An image goes through what the test loader does to the dataset: RGB, 32x32 (images of another size are
-resized with antialiasing first), normalisation with the training split's statistics stored in the checkpoint,
-then bilinear resizing to the run's `input_size` (128 for NaiveNet).
+An image goes through what the run's test loader did, as the checkpoint's input record says:
+- CIFAR-style runs (stored 32x32 images): RGB, resized to 32x32 with antialiasing, normalised with the
+  training split's statistics, then bilinear upscaling to the resolution the model trained at (128 for
+  NaiveNet);
+- ImageNet-style runs: the shorter side resized to the eval resize, a centre crop at the resolution the
+  model trained at, then normalisation.
 """
 from __future__ import annotations
 
@@ -19,7 +22,6 @@ from .engine import checkpoint
 from .engine.runtime import resolve_device
 from .errors import DataError
 
-DATASET_SIZE = 32  # CIFAR's resolution: what the models saw before the loader's upscaling
 Image = Union[str, Path, "PIL.Image.Image", np.ndarray, torch.Tensor]  # noqa: F821
 Prediction = tuple[str, int, float]
 
@@ -65,30 +67,42 @@ def to_uint8_chw(image: Image) -> torch.Tensor:
     return tensor[:3].contiguous()
 
 
+def _resize(image: torch.Tensor, size) -> torch.Tensor:
+    """Antialiased bilinear resize of a uint8 [3, H, W] image to `size` (an int side or (h, w))."""
+    size = (size, size) if isinstance(size, int) else size
+    resized = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].round().clamp(0, 255).byte()
+
+
 class Predictor:
-    """A checkpoint's model in eval mode, with its class names and normalisation."""
+    """A checkpoint's model in eval mode, with its class names and input preparation."""
 
     def __init__(self, checkpoint_path, device: str = "auto"):
-        from .commands.evaluate import load_model
-
         state = checkpoint.load(checkpoint_path)
         self.config = from_dict(state["config"])
         self.device = resolve_device(device)
-        self.model = load_model(state, self.device)  # a foreign model or class count is a UsageError here
+        self.model = checkpoint.load_model(state, self.device)  # a foreign model is a UsageError here
         self.class_names = list(state.get("class_names") or [str(i) for i in range(self.config.num_classes)])
-        self.normalize = Normalize(state["mean"], state["std"], self.device)
-        self.input_size = self.config.input_size
+        self.input = checkpoint.input_record(state)
+        self.input_size = self.input["resolution"]
+        self.normalize = Normalize(self.input["mean"], self.input["std"], self.device)
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [3, H, W] -> uint8 [3, S, S] as the test loader produced it before normalisation."""
+        resize, size = self.input["eval_resize"], self.input_size
+        if resize:
+            h, w = image.shape[1:]
+            scale = resize / min(h, w)
+            image = _resize(image, (max(size, round(h * scale)), max(size, round(w * scale))))
+            top, left = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
+            return image[:, top:top + size, left:left + size]
+        source = self.input["source_size"] or size
+        return image if tuple(image.shape[1:]) == (source, source) else _resize(image, source)
 
     def preprocess(self, images: Sequence[Image]) -> torch.Tensor:
-        batch = []
-        for image in images:
-            tensor = to_uint8_chw(image)
-            if tensor.shape[1:] != (DATASET_SIZE, DATASET_SIZE):
-                tensor = F.interpolate(tensor[None].float(), size=DATASET_SIZE, mode="bilinear",
-                                       antialias=True, align_corners=False)[0].round().clamp(0, 255).byte()
-            batch.append(tensor)
-        x = self.normalize(torch.stack(batch).to(self.device))
-        if x.shape[-1] != self.input_size:  # as the loader does: upscale after normalising
+        batch = torch.stack([self._prepare(to_uint8_chw(image)) for image in images])
+        x = self.normalize(batch.to(self.device))
+        if x.shape[-1] != self.input_size:  # as the CIFAR loader does: upscale after normalising
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return x
 

@@ -1,4 +1,5 @@
-"""The book's figures: training curves, confusion matrix, per-class accuracy, class and augmentation grids.
+"""The book's figures: training curves, confusion matrices, per-class and superclass accuracy, class and
+augmentation grids, throughput bars. (AST's figures live beside the AST code, in `cifar_lab.sparse.plots`.)
 
 Plain matplotlib, one function per figure; each returns the `Figure` so a notebook can `plt.show()` it or
 save it. Inputs are what the engine produces (`RunResult.history` rows or a run's `metrics.csv`, the
@@ -12,6 +13,8 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from .engine.evaluate import coarse_confusion
 
 
 def history_frame(history):
@@ -55,17 +58,19 @@ def training_curves(history, title: str = "") -> plt.Figure:
     return fig
 
 
-def confusion_matrix(confusion, class_names: Sequence[str], normalize: bool = True,
-                     title: str = "confusion matrix") -> plt.Figure:
-    """Heatmap of true (rows) against predicted (columns) classes; rows normalised to fractions by default."""
-    counts = np.asarray(confusion.cpu() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.float64)
+def confusion_matrix(confusion, class_names: Optional[Sequence[str]] = None, normalize: bool = True,
+                     title: str = "confusion matrix (rows: true class)") -> plt.Figure:
+    """Heatmap of true (rows) against predicted (columns) classes; rows normalised to fractions by default.
+    Up to 20 classes carry their names and the value of every cell; larger matrices (100 classes) are drawn
+    without labels - fold them into superclasses with `superclass_confusion` to read them."""
+    counts = np.asarray(torch.as_tensor(confusion).cpu(), dtype=np.float64)
     values = counts / np.clip(counts.sum(1, keepdims=True), 1, None) if normalize else counts
-    n = len(class_names)
-    size = min(12.0, 2.5 + 0.45 * n)
+    n = counts.shape[0]
+    size = min(12.0, 2.5 + 0.45 * n) if n <= 20 else 7.5
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class" if normalize else "count")
-    if n <= 20:  # labels and numbers stay legible up to CIFAR-10-sized matrices (and superclasses)
+    if class_names is not None and n <= 20:  # labels and numbers stay legible up to 20 classes
         ax.set_xticks(range(n), class_names, rotation=60, ha="right")
         ax.set_yticks(range(n), class_names)
         for i in range(n):
@@ -80,16 +85,54 @@ def confusion_matrix(confusion, class_names: Sequence[str], normalize: bool = Tr
 
 
 def per_class_accuracy(per_class: Sequence[float], class_names: Sequence[str],
-                       title: str = "per-class test accuracy") -> plt.Figure:
-    """Horizontal bars, one per class, with the mean as a dashed line."""
+                       title: str = "per-class test accuracy", shown: int = 10) -> plt.Figure:
+    """Horizontal bars with the mean as a dashed line: every class, in class order, up to 20 classes; for
+    larger sets the `shown` worst and `shown` best classes, sorted, so that every name stays legible."""
     accuracy = 100 * np.asarray(per_class, dtype=np.float64)
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * n + 1)))
-    ax.barh(range(n), accuracy, color="tab:blue")
-    ax.axvline(accuracy.mean(), color="black", linestyle="--", linewidth=1, label=f"mean {accuracy.mean():.1f} %")
-    ax.set_yticks(range(n), class_names)
+    mean = accuracy.mean()
+    if len(accuracy) <= 20:
+        order = np.arange(len(accuracy))
+    else:
+        ranked = np.argsort(accuracy, kind="stable")
+        order = np.concatenate([ranked[:shown], ranked[-shown:]])
+        title = f"{title}: the {shown} worst and {shown} best of {len(accuracy)} classes"
+    labels = [class_names[i] for i in order]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * len(order) + 1)))
+    colors = ["tab:red" if len(accuracy) > 20 and k < shown else "tab:blue" for k in range(len(order))]
+    ax.barh(range(len(order)), accuracy[order], color=colors)
+    ax.axvline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.1f} %")
+    ax.set_yticks(range(len(order)), labels)
     ax.invert_yaxis()
     ax.set(xlim=(0, 100), xlabel="accuracy (%)", title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def superclass_confusion(confusion, coarse_of_fine, coarse_names: Sequence[str],
+                         title: str = "confusion by superclass (rows: true superclass)") -> plt.Figure:
+    """The fine confusion matrix folded into superclasses (20x20 for CIFAR-100), named on both axes."""
+    folded = coarse_confusion(torch.as_tensor(confusion), torch.as_tensor(coarse_of_fine).cpu())
+    return confusion_matrix(folded, coarse_names, title=title)
+
+
+def superclass_accuracy(confusion, coarse_of_fine, coarse_names: Sequence[str]) -> plt.Figure:
+    """Per superclass: fine accuracy (exact class) beside superclass accuracy (any class of the right group).
+    The gap is the share of mistakes that stay inside the right group."""
+    confusion = torch.as_tensor(confusion).double()
+    coarse_of_fine = torch.as_tensor(coarse_of_fine).cpu()
+    folded = coarse_confusion(confusion, coarse_of_fine)
+    groups = folded.shape[0]
+    totals = folded.sum(1).clamp(min=1)
+    fine_correct = torch.zeros(groups, dtype=torch.float64).index_add_(0, coarse_of_fine, confusion.diag())
+    fine = (fine_correct / totals).numpy()
+    coarse = (folded.diag() / totals).numpy()
+    x = np.arange(groups)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * groups + 2), 3.8))
+    ax.bar(x - 0.2, fine, width=0.4, label="fine class right")
+    ax.bar(x + 0.2, coarse, width=0.4, label="superclass right")
+    ax.set_xticks(x, coarse_names, rotation=60, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1.02), ylabel="test accuracy", title="accuracy by superclass")
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
@@ -146,6 +189,21 @@ def augmentation_grid(originals: torch.Tensor, augmented: Sequence[torch.Tensor]
         axes[0, col].set_title(f"draw {col}", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(pad=0.2)
+    return fig
+
+
+def normalised_batch(images: torch.Tensor, titles: Sequence[str], mean, std, columns: int = 8) -> plt.Figure:
+    """The first `columns` images of a normalised float batch (as a loader yields it), denormalised for
+    display, each with its title (a class name)."""
+    mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    shown = min(columns, len(images))
+    fig, axes = plt.subplots(1, shown, figsize=(1.5 * shown, 1.9), squeeze=False)
+    for ax, image, title in zip(axes[0], images[:shown], titles):
+        ax.imshow(_to_hwc((image.detach().cpu().float() * std + mean).clamp(0, 1)))
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
     return fig
 
 

@@ -1,52 +1,11 @@
-"""Measurements the reproduction tables compare with published figures: latency, file size, pass/fail rows.
+"""Reproduction tables: measured values next to the published ranges, with an honest status per row.
 
-`batch1_latency` times single-image inference the way the seed documents quote it (fp32, batch 1, eval mode,
-median over many calls after a warm-up); `weights_file_size` writes a weights-only file and returns its size
-(what "checkpoint size" means in the seeds, as opposed to the full training checkpoint with optimizer
-state); `reproduction_table` lays measured values next to the expected ranges with an honest status.
+The measurements themselves (latency, file size, memory) come from `cifar_lab.measure`.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
-
-import torch
-
-from .io import atomic_write
-
-
-@torch.inference_mode()
-def batch1_latency(model: torch.nn.Module, device, input_size: int = 32, channels: int = 3, warmup: int = 10,
-                   repeats: int = 50) -> dict:
-    """Median and 90th-percentile milliseconds of one fp32 forward pass on a single image."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    image = torch.randn(1, channels, input_size, input_size, device=device)
-    timings = []
-    for index in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        model(image)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)  # the call only queues the kernels; wait for them
-        if index >= warmup:
-            timings.append(1000 * (time.perf_counter() - start))
-    model.train(was_training)
-    timings.sort()
-    return {"median_ms": statistics.median(timings), "p90_ms": timings[int(0.9 * (len(timings) - 1))],
-            "repeats": repeats, "device": str(device), "threads": torch.get_num_threads()}
-
-
-def weights_file_size(model: torch.nn.Module, path) -> int:
-    """Write the weights-only file (atomically) and return its size in bytes."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda handle: torch.save(state, handle))
-    return Path(path).stat().st_size
 
 
 @dataclass

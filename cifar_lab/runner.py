@@ -155,3 +155,36 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
                              f"the executed notebook with the traceback is {executed}") from None
     metrics = out / "metrics.json"
     return NotebookRun(executed, metrics if metrics.is_file() else None, injected)
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """A folder name for one sweep point, from its parameters: {"target": 0.05, "gains": "seed"} ->
+    "target0.05_gainsseed"."""
+    return "_".join(f"{name}{value}" for name, value in point.items())
+
+
+def command_line(notebook, out_dir, parameters: dict[str, Any]) -> str:
+    """The `cifar-lab run` command that executes the same run from a shell."""
+    options = " ".join(f"-p {name} {value}" for name, value in parameters.items())
+    return f"cifar-lab run {notebook} --out {out_dir} {options}".rstrip()
+
+
+def run_sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[str, Any]] = None,
+              progress: bool = True) -> list[dict]:
+    """Execute `notebook` once per point (papermill, one kernel each), each into `out_dir/<point name>`,
+    with `fixed` parameters plus the point's; return the `metrics.json` of every point, in order.
+
+    A point whose notebook fails raises `NotebookFailed` naming the executed notebook with the traceback.
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    rows = []
+    for point in tqdm(points, desc=f"sweep over {Path(notebook).name}", disable=not progress, leave=False):
+        folder = Path(out_dir) / point_name(point)
+        result = run_notebook(notebook, folder, {**(fixed or {}), **point})
+        if result.metrics is None:
+            raise UsageError(f"{notebook} wrote no metrics.json into {folder}; a sweep needs one per point")
+        rows.append(json.loads(result.metrics.read_text()))
+    return rows

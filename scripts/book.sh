@@ -4,7 +4,7 @@
 # notebook error (-W, raise_on_error). Data goes to $CIFAR_LAB_DATA (default: data/), results to runs/.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${CIFAR_LAB_VENV:-$HOME/.venvs/cifar-lab}"
+venv="${CIFAR_LAB_VENV:-$repo/.venv}"
 "$repo/scripts/setup.sh"
 cd "$repo"
 export CIFAR_LAB_SMOKE=1

@@ -4,7 +4,7 @@
 # build. Extra arguments go to pytest (e.g. scripts/test.sh -x -k runner).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${CIFAR_LAB_VENV:-$HOME/.venvs/cifar-lab}"
+venv="${CIFAR_LAB_VENV:-$repo/.venv}"
 "$repo/scripts/setup.sh"
 cd "$repo"
 export CIFAR_LAB_SMOKE=1

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from cifar_lab.ast import sim
-from cifar_lab.ast.config import GAIN_SETS
-from cifar_lab.ast.controller import PIController
-from cifar_lab.ast.score import significance
+from cifar_lab.sparse import sim
+from cifar_lab.sparse.config import GAIN_SETS
+from cifar_lab.sparse.controller import PIController
+from cifar_lab.sparse.score import significance
 from cifar_lab.engine import checkpoint
 
 

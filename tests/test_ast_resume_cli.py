@@ -17,7 +17,7 @@ class StopAfter(Exception):
 def config(data_root, **extra):
     return presets.resolve("cifar10-simplecnn-ast", {
         "dataset": "synthetic", "data_root": str(data_root), "epochs": 3, "train_subset": 640, "test_subset": 200,
-        "deterministic": True, "progress": False, "device": "cpu", "warmup_epochs": 1, **extra})
+        "deterministic": True, "progress": False, "device": "cpu", "ast.dense_epochs": 1, **extra})
 
 
 def test_resume_in_the_middle_of_an_ast_run_gives_the_uninterrupted_weights(tmp_path):

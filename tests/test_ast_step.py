@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cifar_lab.ast.score import score_batch
-from cifar_lab.ast.step import SparseStep
+from cifar_lab.sparse.score import score_batch
+from cifar_lab.engine.sparse_step import SparseStep
 from cifar_lab.config import ASTConfig, TrainConfig
 
 
@@ -49,7 +49,7 @@ def test_only_selected_samples_contribute_to_the_gradient():
     for got, want in zip(model.parameters(), expected):
         assert torch.allclose(got.detach(), want, atol=1e-6)
     row = step.end_epoch()
-    assert row["active_samples"] == row["trained_samples"] == int(selected.sum())
+    assert row["active_samples"] == row["samples_trained"] == int(selected.sum())
     assert row["fallback_batches"] == 0
 
 
@@ -62,7 +62,7 @@ def test_fallback_trains_on_two_random_samples_when_nothing_passes():
     step.train_batch(images, labels)
     row = step.end_epoch()
     assert row["fallback_batches"] == 2
-    assert row["active_samples"] == row["trained_samples"] == 4
+    assert row["active_samples"] == row["samples_trained"] == 4
     assert row["activation_rate"] == pytest.approx(4 / 32)
 
 
@@ -72,7 +72,7 @@ def test_random_selection_trains_a_fixed_share_without_scoring():
     for _ in range(3):
         step.train_batch(images, labels)
     row = step.end_epoch()
-    assert row["trained_samples"] == 12 and row["activation_rate"] == pytest.approx(0.25)
+    assert row["samples_trained"] == 12 and row["activation_rate"] == pytest.approx(0.25)
     assert row["compute_vs_dense"] == pytest.approx(0.25)  # no scoring pass to pay for
 
 
@@ -84,7 +84,7 @@ def test_packing_trains_on_every_selected_sample_in_full_batches():
     for i in range(10):
         step.train_batch(*batch(seed=i))
     row = step.end_epoch()
-    assert row["trained_samples"] == row["active_samples"] == sum(sizes)
+    assert row["samples_trained"] == row["active_samples"] == sum(sizes)
     assert all(size == 16 for size in sizes[:-1]) and 0 < sizes[-1] <= 16
     assert row["host_syncs"] < 10  # the fill level is read far less often than once per batch
 
@@ -103,7 +103,7 @@ def test_accounting_counts_the_scoring_pass():
 
 def test_warmup_epochs_are_dense_and_ast_starts_with_a_fresh_controller():
     model = tiny()
-    config = TrainConfig(batch_size=16, channels_last=False, warmup_epochs=1, ast=ASTConfig(enabled=True))
+    config = TrainConfig(batch_size=16, channels_last=False, ast=ASTConfig(enabled=True, dense_epochs=1))
     step = SparseStep(model, torch.optim.SGD(model.parameters(), lr=0.1), None, config, torch.device("cpu"), "fp32")
     step.controller.theta = torch.tensor(0.9)  # must be reset when AST begins
     step.start_epoch(0)

@@ -94,7 +94,7 @@ def test_onecycle_peaks_at_its_max_lr():
     config = apply_overrides(TrainConfig(), {"schedule": "onecycle", "lr": 0.01, "onecycle_max_lr": 0.05,
                                              "epochs": 2})
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01, momentum=0.9)
-    scheduler = build_scheduler(config, optimizer, steps_per_epoch=10)
+    scheduler = build_scheduler(config, optimizer, total_steps=20)
     lrs = []
     for _ in range(20):
         optimizer.step()

@@ -9,6 +9,7 @@ from cifar_lab.data import synthetic_jpeg
 from cifar_lab.data.imagenet import class_folders, scan_split
 from cifar_lab.data.imagenet_classes import imagenet100_wnids, is_wnid
 from cifar_lab.data.jpeg_pipeline import DeviceJpegLoader, SkipLog, decode_rgb, make_loader
+from cifar_lab.engine.trainer import resolved_config
 from cifar_lab.errors import DataError, UsageError
 
 
@@ -67,7 +68,8 @@ def test_folder_dataset_skips_corrupt_files_and_counts_them(odd_tree):
 def test_eval_pipeline_resizes_then_centre_crops(odd_tree):
     config = config_for(odd_tree, image_size=40, eval_resize=0)
     data = registry.build(config, "cpu")
-    assert config.eval_resize == round(40 * 256 / 224)  # resolved in the config, so config.json records it
+    assert data.eval_resize == round(40 * 256 / 224) and data.resolution == 40  # found, for config.json
+    assert config.eval_resize == 0  # the builder reports what it found and leaves the config alone
     images, _ = next(iter(data.test_loader))
     assert images.shape[-2:] == (40, 40)
     # normalised with ImageNet statistics: a mid-grey pixel would be near 0, values span both signs
@@ -110,6 +112,8 @@ def test_synthetic_imagenet_is_small_learnable_and_never_pretrained(tmp_path, ca
                          synthetic_jpeg_train_per_class=2, synthetic_jpeg_val_per_class=1, synthetic_jpeg_px=40,
                          pretrained="v1", num_workers=0)
     data = registry.build(config, "cpu")
-    assert config.pretrained == "none" and "pretrained=v1 not used" in capsys.readouterr().err
-    assert config.image_size == 40 and data.num_classes == 3 and data.info["train_samples"] == 6
+    assert not data.pretrained_usable and config.pretrained == "v1"
+    resolved = resolved_config(config, data)
+    assert resolved.pretrained == "none" and "pretrained=v1 not used" in capsys.readouterr().err
+    assert resolved.image_size == 40 and data.num_classes == 3 and data.info["train_samples"] == 6
     assert all(is_wnid(name) for name in data.class_names)

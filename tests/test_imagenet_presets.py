@@ -61,15 +61,15 @@ def test_imagenet1k_presets_on_a_local_hugging_face_copy(preset, hf_copy, tmp_pa
 
 
 def test_ast_preset_runs_both_stages_from_the_command_line(tmp_path):
-    pytest.importorskip("cifar_lab.ast.step")
+    pytest.importorskip("cifar_lab.engine.sparse_step")
     out = tmp_path / "run"
     code = main(["train", "--preset", "imagenet100-resnet50-ast", "--set", "dataset=synthetic-imagenet", "epochs=2",
-                 "warmup_epochs=1", f"data_root={tmp_path}", "num_classes=3", "synthetic_jpeg_train_per_class=4",
+                 "ast.dense_epochs=1", f"data_root={tmp_path}", "num_classes=3", "synthetic_jpeg_train_per_class=4",
                  "synthetic_jpeg_val_per_class=1", "synthetic_jpeg_px=64", *TINY[1:], "image_size=64",
                  "--out", str(out)])  # 64 px: an AST subset of one sample still has 2x2 values per BatchNorm channel
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["epochs"] == 2 and summary["warmup_epochs_done"] == 1 and summary["ast_epochs"] == 1
+    assert summary["epochs"] == 2 and summary["dense_epochs_done"] == 1 and summary["ast_epochs"] == 1
     assert "final_top5" in summary and "activation_rate" in summary
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cifar_lab.data import augment
-from cifar_lab.data.augment_extra import color_jitter, cutout, random_affine
+from cifar_lab.data.augment import color_jitter, cutout, random_affine
 from cifar_lab.data.loader import DeviceLoader
 
 
@@ -64,7 +64,7 @@ def test_device_loader_fills_cutout_holes_with_the_normalisation_mean():
 
 def test_crop_flip_cutout_is_reproducible_from_the_generator():
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
-    policy = augment.get("crop_flip_cutout")
+    policy = augment.build("crop_flip_cutout")
     first = policy(images, torch.Generator().manual_seed(5))
     second = policy(images, torch.Generator().manual_seed(5))
     assert torch.equal(first, second) and not torch.equal(first, images)
@@ -72,7 +72,7 @@ def test_crop_flip_cutout_is_reproducible_from_the_generator():
 
 def test_naivenet_policy_keeps_shape_and_dtype_and_draws_per_image():
     images = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(32, -1, -1, -1).contiguous()
-    out = augment.get("naivenet")(images, torch.Generator().manual_seed(0))
+    out = augment.build("naivenet")(images, torch.Generator().manual_seed(0))
     assert out.shape == images.shape and out.dtype == torch.uint8
     distinct = {tuple(x.flatten()[:256].tolist()) for x in out}
     assert len(distinct) > 16  # one batch, many different transformations
@@ -86,8 +86,10 @@ def test_affine_stays_within_ten_degrees_and_jitter_keeps_the_range():
     out = random_affine(images, torch.Generator().manual_seed(0))
     rows = (out[:, 0] > 127).nonzero()[:, 1]
     assert rows.min() >= 15 - 4 and rows.max() <= 16 + 4
-    jittered = color_jitter(torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8), torch.Generator())
-    assert jittered.dtype == torch.uint8
+    jittered = color_jitter(torch.randint(0, 256, (64, 3, 32, 32)).float(), torch.Generator())
+    assert jittered.min() >= 0 and jittered.max() <= 255
+    unit = color_jitter(torch.rand(8, 3, 16, 16), torch.Generator(), 0.4, 0.4, 0.4, max_value=1.0)
+    assert unit.min() >= 0 and unit.max() <= 1
 
 
 @pytest.mark.parametrize("name", ["crop_flip_cutout", "naivenet"])

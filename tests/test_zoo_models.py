@@ -12,7 +12,7 @@ from cifar_lab.models.naivenet import ResidualBlock, SqueezeExcite
 def test_every_model_runs_forward_and_backward_on_cpu(name, classes):
     torch.manual_seed(0)
     model = models.build(name, num_classes=classes).train()
-    size = getattr(model, "default_input_size", 32)
+    size = models.spec(name).input_size
     images = torch.randn(2, 3, size, size)
     logits = model(images)
     assert logits.shape == (2, classes)
@@ -30,7 +30,7 @@ def test_naivenet_is_within_five_percent_of_the_seed_size():
 
 def test_naivenet_uses_se_residual_and_depthwise_separable_blocks():
     model = models.build("naivenet", num_classes=100)
-    assert model.default_input_size == 128
+    assert models.spec("naivenet").input_size == 128
     se = next(m for m in model.modules() if isinstance(m, SqueezeExcite))
     squeeze, _, excite, gate = se.fc
     assert squeeze.out_channels == squeeze.in_channels // 4 and excite.out_channels == squeeze.in_channels

@@ -26,58 +26,46 @@ import time
 import torch
 
 from .. import models
-from ..ast.config import validate_ast
-from ..ast.score import score_batch
-from ..ast.step import SparseStep
-from ..commands import write_json
 from ..config import ASTConfig, TrainConfig
 from ..data import channel_stats, load_cifar_splits
 from ..data.loader import DeviceLoader
 from ..engine.runtime import resolve_device, resolve_precision
+from ..engine.sparse_step import SparseStep
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from .timing import add_run_arguments, check_model_and_precision, sync
+from ..measure import spread, sync
+from ..sparse.config import validate_ast
+from ..sparse.score import score_batch
+from . import check_model_and_precision
 
 
-def register(bench_sub) -> None:
-    p = bench_sub.add_parser("ast", help="seconds per epoch: AST (scoring + gate + sparse step) vs dense")
-    p.add_argument("--model", default="resnet18_cifar", help=f"one of: {', '.join(models.names())}")
-    p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--batches", type=int, default=10, help="batches per timed epoch (at least 1/target with packing)")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--target", type=float, default=0.10, help="AST target activation rate")
-    p.add_argument("--gains", default="tuned", choices=("seed", "tuned"))
-    p.add_argument("--no-pack", dest="pack", action="store_false",
-                   help="train on each batch's selected samples at once instead of packing them into full batches")
-    add_run_arguments(p)
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    check_model_and_precision(args)
-    if min(args.classes, args.batch_size, args.batches, args.repeats) < 1:
+def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128, batches: int = 10,
+        repeats: int = 3, target: float = 0.10, gains: str = "tuned", pack: bool = True, precision: str = "auto",
+        device: str = "auto", data_root: str = "data") -> dict:
+    """Seconds per epoch of AST and dense training, alternated `repeats` times; medians and their ratio."""
+    check_model_and_precision(model, precision)
+    if min(classes, batch_size, batches, repeats) < 1:
         raise UsageError("--classes, --batch-size, --batches and --repeats must be positive")
-    config = TrainConfig(batch_size=args.batch_size, grad_accum=1, channels_last=True, seed=0,
-                         ast=ASTConfig(enabled=True, target=args.target, gains=args.gains, pack=args.pack))
+    config = TrainConfig(batch_size=batch_size, grad_accum=1, channels_last=True, seed=0,
+                         ast=ASTConfig(enabled=True, target=target, gains=gains, pack=pack))
     validate_ast(config)
-    if args.pack:  # at least one full packed training batch per timed epoch
-        args.batches = max(args.batches, math.ceil(1.0 / args.target))
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    if pack:  # at least one full packed training batch per timed epoch
+        batches = max(batches, math.ceil(1.0 / target))
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
 
-    data_config = TrainConfig(dataset="synthetic", num_classes=min(args.classes, 100), data_root=args.data_root,
-                              synthetic_train_size=max(2000, 2 * args.batches * args.batch_size), progress=False)
+    data_config = TrainConfig(dataset="synthetic", num_classes=min(classes, 100), data_root=data_root,
+                              synthetic_train_size=max(2000, 2 * batches * batch_size), progress=False)
     train, _ = load_cifar_splits(data_config)
     mean, std = channel_stats(train.images)
-    loader = DeviceLoader(train.images, train.labels % args.classes, args.batch_size, device=device, mean=mean,
+    loader = DeviceLoader(train.images, train.labels % classes, batch_size, device=device, mean=mean,
                           std=std, train=True, generator=torch.Generator(device=device).manual_seed(0),
                           drop_last=True, channels_last=True)
-    batches = _endless(loader)
+    stream = _endless(loader)
 
     torch.manual_seed(0)
-    dense_model = models.build(args.model, num_classes=args.classes).to(device, memory_format=torch.channels_last)
-    ast_model = models.build(args.model, num_classes=args.classes).to(device, memory_format=torch.channels_last)
+    dense_model = models.build(model, num_classes=classes).to(device, memory_format=torch.channels_last)
+    ast_model = models.build(model, num_classes=classes).to(device, memory_format=torch.channels_last)
     ast_model.load_state_dict(dense_model.state_dict())
     scaler = (lambda: torch.amp.GradScaler(device.type)) if precision == "fp16" else (lambda: None)
     dense = DenseStep(dense_model, torch.optim.SGD(dense_model.parameters(), lr=0.01, momentum=0.9), scaler(),
@@ -90,35 +78,32 @@ def run(args) -> int:
         sync(device)
         start = time.perf_counter()
         for _ in range(count):
-            step.train_batch(*next(batches))
+            step.train_batch(*next(stream))
         row = step.end_epoch()  # waits for the queued work (and flushes a packing buffer)
         sync(device)
         epoch.last_row = row
         return time.perf_counter() - start
 
-    _settle_threshold(sparse, next(batches), args.target)
+    _settle_threshold(sparse, next(stream), target)
     epoch(dense, 2)   # warm-up: allocator, kernel choice, the sparse path's odd batch sizes
     epoch(sparse, 3)
     dense_runs, ast_runs, rates, computes = [], [], [], []
-    for _ in range(args.repeats):
-        dense_runs.append(epoch(dense, args.batches))
-        ast_runs.append(epoch(sparse, args.batches))
+    for _ in range(repeats):
+        dense_runs.append(epoch(dense, batches))
+        ast_runs.append(epoch(sparse, batches))
         rates.append(epoch.last_row["activation_rate"])
         computes.append(epoch.last_row["compute_vs_dense"])
     dense_s, ast_s = statistics.median(dense_runs), statistics.median(ast_runs)
     result = {
-        "benchmark": "ast", "model": args.model, "ast_epoch_s": ast_s, "dense_epoch_s": dense_s,
-        "ratio": ast_s / dense_s, "activation_rate": statistics.mean(rates),
-        "compute_vs_dense": statistics.mean(computes), "target": args.target, "gains": args.gains,
-        "pack": args.pack, "batches_per_epoch": args.batches, "batch_size": args.batch_size,
-        "ast_runs": ast_runs, "dense_runs": dense_runs, "repeats": args.repeats, "device": str(device),
+        "benchmark": "ast", "model": model, "ast_epoch_s": ast_s, "dense_epoch_s": dense_s,
+        "ratio": ast_s / dense_s, "ratio_spread": spread(a / d for a, d in zip(ast_runs, dense_runs)),
+        "activation_rate": statistics.mean(rates),
+        "compute_vs_dense": statistics.mean(computes), "target": target, "gains": gains,
+        "pack": pack, "batches_per_epoch": batches, "batch_size": batch_size,
+        "ast_runs": ast_runs, "dense_runs": dense_runs, "repeats": repeats, "device": str(device),
         "precision": precision, "channels_last": True, "torch_threads": torch.get_num_threads(),
     }
-    print(f"AST vs dense, {args.model} on {device} ({precision}, {args.batches} batches of {args.batch_size}): "
-          f"AST {ast_s:.2f} s/epoch at activation {result['activation_rate']:.3f}, dense {dense_s:.2f} s/epoch, "
-          f"ratio {result['ratio']:.2f} (compute model {result['compute_vs_dense']:.2f})")
-    write_json(args.json, result)
-    return 0
+    return result
 
 
 def _endless(loader):

@@ -1,5 +1,5 @@
 """Datasets, the device-resident loader, batched augmentation and the torchvision reference route."""
+from .bundle import DataBundle, channel_stats  # noqa: F401
 from .cifar import CIFAR10, CIFAR100, CifarSplit, download, load_split  # noqa: F401
-from .registry import DataBundle, build, channel_stats, load_cifar_splits, names  # noqa: F401
-from . import augment_extra  # noqa: E402,F401  (registers crop_flip_cutout and naivenet)
-from . import imagenet  # noqa: E402,F401  (registers imagenet100, imagenet1k, imagenet1k-hf, synthetic-imagenet)
+from .cifar_bundle import load_cifar_splits  # noqa: F401
+from .registry import build, names  # noqa: F401

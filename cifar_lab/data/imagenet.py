@@ -16,7 +16,6 @@ reported with their path, skipped, and counted in `info["skipped_files"]` (copie
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -25,8 +24,8 @@ from ..errors import DataError
 from ..io import staged_dir
 from . import synthetic_jpeg
 from .imagenet_classes import imagenet100_wnids
+from .bundle import DataBundle
 from .jpeg_pipeline import IMAGENET_MEAN, IMAGENET_STD, FolderSource, SkipLog, default_eval_resize, make_loader
-from .registry import DataBundle, register
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 HF_HUB_NAME = "ILSVRC/imagenet-1k"
@@ -189,30 +188,32 @@ def hf_class_names(split_dataset) -> list[str]:
 
 # --- bundles ------------------------------------------------------------------------------------------------
 
-def resolve_sizes(config, default_size: int) -> None:
-    """Fill `image_size`/`eval_resize` left at 0 with the dataset's defaults, in the config itself, so that
-    config.json records the sizes the run used."""
-    if config.image_size == 0:
-        config.image_size = default_size
-    if config.eval_resize == 0:
-        config.eval_resize = default_eval_resize(config.image_size)
-    if config.eval_resize < config.image_size:
-        raise DataError(f"eval_resize={config.eval_resize} is smaller than image_size={config.image_size}; "
-                        f"the centre crop must fit inside the resized image")
+def resolve_sizes(config, default_size: int) -> tuple[int, int]:
+    """(crop size, eval resize): `image_size`/`eval_resize` as configured, or the dataset's defaults where 0.
+    The engine records what this returns in the run's config."""
+    size = config.image_size or default_size
+    resize = config.eval_resize or default_eval_resize(size)
+    if resize < size:
+        raise DataError(f"eval_resize={resize} is smaller than image_size={size}; the centre crop must fit inside "
+                        f"the resized image")
+    return size, resize
 
 
-def jpeg_bundle(config, device, train_source, test_source, class_names: list[str], info: dict) -> DataBundle:
+def jpeg_bundle(config, device, train_source, test_source, class_names: list[str], info: dict,
+                default_size: int = 224, pretrained_usable: bool = True) -> DataBundle:
+    size, resize = resolve_sizes(config, default_size)
     train_source = _subset(train_source, config.train_subset, config.seed)
     test_source = _subset(test_source, config.test_subset, config.seed)
-    info.update(train_samples=len(train_source), test_samples=len(test_source), image_size=config.image_size,
-                eval_resize=config.eval_resize, jpeg_route=config.jpeg_route)
+    info.update(train_samples=len(train_source), test_samples=len(test_source), image_size=size,
+                eval_resize=resize, jpeg_route=config.jpeg_route)
     skip_log = SkipLog(info)
-    common = dict(device=device, size=config.image_size, resize=config.eval_resize, skip_log=skip_log,
-                  num_workers=config.num_workers, seed=config.seed, channels_last=config.channels_last)
+    common = dict(device=device, size=size, resize=resize, skip_log=skip_log, num_workers=config.num_workers,
+                  seed=config.seed, channels_last=config.channels_last)
     train_loader = make_loader(config.jpeg_route, train_source, config.batch_size, train=True, **common)
     test_loader = make_loader(config.jpeg_route, test_source, config.eval_batch_size, train=False, **common)
     return DataBundle(train_loader=train_loader, test_loader=test_loader, num_classes=len(class_names),
-                      class_names=class_names, mean=IMAGENET_MEAN, std=IMAGENET_STD, info=info)
+                      class_names=class_names, mean=IMAGENET_MEAN, std=IMAGENET_STD, resolution=size,
+                      eval_resize=resize, pretrained_usable=pretrained_usable, info=info)
 
 
 def _root(config, dataset: str) -> Path:
@@ -223,30 +224,25 @@ def _root(config, dataset: str) -> Path:
 
 
 def folder_bundle(config, device, root: Path, classes: list[str]) -> DataBundle:
-    resolve_sizes(config, 224)
     train = scan_split(root, "train", classes)
     test = scan_split(root, "val", classes)
     return jpeg_bundle(config, device, train, test, classes, {"source": str(root)})
 
 
-@register("imagenet100")
 def imagenet100_bundle(config, device, generator=None) -> DataBundle:
     root = _root(config, "imagenet100")
     return folder_bundle(config, device, root, imagenet100_classes_in(root))
 
 
-@register("imagenet1k")
 def imagenet1k_bundle(config, device, generator=None) -> DataBundle:
     root = _root(config, "imagenet1k")
     return folder_bundle(config, device, root, class_folders(split_dir(root, "train")))
 
 
-@register("imagenet1k-hf")
 def imagenet1k_hf_bundle(config, device, generator=None) -> DataBundle:
     name = config.hf_dataset or HF_HUB_NAME
     loaded = load_hf(name)
     train_split, val_split = hf_splits(loaded, name)
-    resolve_sizes(config, 224)
     class_names = hf_class_names(loaded[train_split])
     return jpeg_bundle(config, device, HFSource(loaded[train_split], name, train_split),
                        HFSource(loaded[val_split], name, val_split), class_names,
@@ -256,25 +252,17 @@ def imagenet1k_hf_bundle(config, device, generator=None) -> DataBundle:
 SYNTHETIC_IMAGE_SIZE = 64   # crops of the generated tree: small enough for ResNet-50 on a laptop CPU
 
 
-@register("synthetic-imagenet")
 def synthetic_imagenet_bundle(config, device, generator=None) -> DataBundle:
     """The generated JPEG tree, read by the same folder code as real ImageNet. It never loads pretrained
-    weights: the images are not photographs and the run must work offline (the note says so)."""
+    weights (`pretrained_usable` False): the images are not photographs and the run must work offline."""
     folder = synthetic_jpeg.folder_for(config.data_root, config.num_classes, config.synthetic_jpeg_train_per_class,
                                        config.synthetic_jpeg_val_per_class, config.synthetic_jpeg_px, seed=0)
     root = synthetic_jpeg.write_tree(folder, config.num_classes, config.synthetic_jpeg_train_per_class,
                                      config.synthetic_jpeg_val_per_class, config.synthetic_jpeg_px, seed=0)
-    info = {"source": str(root)}
-    if getattr(config, "pretrained", "none") != "none":
-        print(f"note: dataset=synthetic-imagenet trains from random initialisation (pretrained={config.pretrained} "
-              f"not used: generated images, offline run); to fine-tune pretrained weights on a generated tree use "
-              f"dataset=imagenet1k imagenet_root={root}", file=sys.stderr)
-        info["pretrained_not_used"] = config.pretrained
-        config.pretrained = "none"
-    resolve_sizes(config, min(SYNTHETIC_IMAGE_SIZE, config.synthetic_jpeg_px))
     classes = class_folders(split_dir(root, "train"))
     return jpeg_bundle(config, device, scan_split(root, "train", classes), scan_split(root, "val", classes),
-                       classes, info)
+                       classes, {"source": str(root)}, default_size=min(SYNTHETIC_IMAGE_SIZE, config.synthetic_jpeg_px),
+                       pretrained_usable=False)
 
 
 # --- the ImageNet-100 subset builder --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from ..errors import UsageError
+from .augment import color_jitter
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -243,20 +244,6 @@ def _resize(image: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
 
 
-def color_jitter_batch(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast and saturation factors in [1-s, 1+s] per image, on a [B, 3, H, W] 0-1 batch.
-
-    torchvision shuffles the three operations per image; here they run in that fixed order for the whole batch.
-    """
-    b = x.shape[0]
-    factors = (1 - strength + 2 * strength * torch.rand(3, b, generator=generator)).to(x.device).view(3, b, 1, 1, 1)
-    x = (x * factors[0]).clamp_(0, 1)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-    x = ((x - gray.mean((2, 3), keepdim=True)) * factors[1] + gray.mean((2, 3), keepdim=True)).clamp_(0, 1)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-    return ((x - gray) * factors[2] + gray).clamp_(0, 1)
-
-
 class DeviceJpegLoader:
     """Iterate (normalised float images, labels) decoded and augmented on `device` in batches."""
 
@@ -304,7 +291,7 @@ class DeviceJpegLoader:
             if self.train:
                 flip = (torch.rand(len(keep), generator=self.generator) < 0.5).to(self.device)
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-                x = color_jitter_batch(x, JITTER, self.generator)
+                x = color_jitter(x, self.generator, JITTER, JITTER, JITTER, max_value=1.0)
             x = (x - self.mean) / self.std
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -330,3 +317,12 @@ def make_loader(route: str, source, batch_size: int, *, device, train: bool, siz
     if route == "gpu":
         return DeviceJpegLoader(source, batch_size, device=device, **common)
     return CpuJpegLoader(source, batch_size, **common)
+
+
+def first_eval_batch(source, size: int, batch_size: int = 64) -> torch.Tensor:
+    """The first `batch_size` images of `source` as the eval transform prepares them at `size` (resize by
+    the standard 256/224 ratio, centre crop), on the CPU."""
+    loader = make_loader("cpu", source, batch_size, device="cpu", train=False, size=size,
+                         resize=default_eval_resize(size), skip_log=SkipLog({}), num_workers=0)
+    images, _ = next(iter(loader))
+    return images

@@ -30,14 +30,16 @@ class DeviceLoader:
         self.labels = labels.to(self.device, non_blocking=True)
         self.batch_size = batch_size
         self.train = train
-        self.policy = augment.get(policy) if train else augment.no_augmentation
-        if hasattr(self.policy, "bind"):  # a policy that needs the statistics (Cutout fills holes with the mean)
-            self.policy = self.policy.bind(mean=mean, std=std)
+        # Cutout fills its holes with the mean this loader normalises with.
+        self.policy = augment.build(policy if train else "none", mean)
         self.generator = generator
         self.drop_last = drop_last
         self.channels_last = channels_last
         self.input_size = input_size
         self.normalize = augment.Normalize(mean, std, self.device, dtype)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to do: this loader's randomness is its generator, whose state the checkpoint carries."""
 
     @property
     def num_samples(self) -> int:

@@ -10,6 +10,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from .jpeg_pipeline import epoch_seed
+
 
 class TensorImageDataset(Dataset):
     """uint8 [N, 3, H, W] images served as PIL images, as torchvision's CIFAR datasets do."""
@@ -37,9 +39,19 @@ def make_transform(mean, std, train: bool, padding: int = 4, input_size: int = 3
     return transforms.Compose(steps)
 
 
+class EpochSeededLoader(DataLoader):
+    """A DataLoader whose shuffle of each epoch follows from (seed, epoch), so a resumed run repeats it."""
+
+    def __init__(self, dataset, *, seed: int, **kwargs):
+        super().__init__(dataset, generator=torch.Generator().manual_seed(seed), **kwargs)
+        self.seed = seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
+
+
 def make_loader(images, labels, batch_size: int, *, mean, std, train: bool, num_workers: int = 2,
-                seed: int = 0, input_size: int = 32) -> DataLoader:
+                seed: int = 0, input_size: int = 32) -> EpochSeededLoader:
     dataset = TensorImageDataset(images, labels, make_transform(mean, std, train, input_size=input_size))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=num_workers,
-                      generator=torch.Generator().manual_seed(seed), persistent_workers=num_workers > 0,
-                      pin_memory=torch.cuda.is_available())
+    return EpochSeededLoader(dataset, seed=seed, batch_size=batch_size, shuffle=train, num_workers=num_workers,
+                             persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())

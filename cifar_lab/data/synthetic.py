@@ -46,10 +46,10 @@ def class_names(num_classes: int) -> list[str]:
     return names
 
 
-def _hue_rgb(index: float) -> np.ndarray:
-    h = index / len(HUES)
-    # HSV -> RGB at full saturation and value, kept light enough to show stripes.
-    k = (np.array([5.0, 3.0, 1.0]) + h * 6.0) % 6.0
+def hue_rgb(hue: float) -> np.ndarray:
+    """RGB (0-1) of a hue given as a fraction of the colour wheel (wrapping around), both generated sets'
+    class colour. HSV -> RGB at full saturation and value, kept light enough to show stripes."""
+    k = (np.array([5.0, 3.0, 1.0]) + hue * 6.0) % 6.0
     rgb = 1.0 - np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
     return 0.25 + 0.6 * rgb
 
@@ -61,7 +61,7 @@ def generate(num_classes: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     parts = class_parts(num_classes)
     # Hue jitter of up to 0.045 (neighbouring hues are 0.1 apart) makes colour alone an unreliable cue.
     hue_index = np.array([h for h, _ in parts], dtype=np.float64)[labels] + rng.uniform(-0.45, 0.45, size=n)
-    hue = np.stack([_hue_rgb(h) for h in hue_index])                               # [n, 3]
+    hue = np.stack([hue_rgb(h / len(HUES)) for h in hue_index])                               # [n, 3]
     axis = np.array([PATTERNS[p][0] == "h" for _, p in parts])[labels]            # [n]
     freq = np.array([PATTERNS[p][1] for _, p in parts], dtype=np.float64)[labels]
     coords = np.arange(32, dtype=np.float64) / 32.0

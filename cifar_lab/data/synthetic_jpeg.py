@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..io import staged_dir
+from .synthetic import hue_rgb
 
 HUE_COUNT = 10
 ORIENTATIONS = ("h", "v", "d")           # horizontal, vertical, diagonal stripes
@@ -32,15 +33,10 @@ def _class_cues(num_classes: int) -> list[tuple[int, int, int]]:
     return [(k % HUE_COUNT, (k // HUE_COUNT) % 3, (k // (3 * HUE_COUNT)) % 4) for k in range(num_classes)]
 
 
-def _hue_rgb(h: float) -> np.ndarray:
-    k = (np.array([5.0, 3.0, 1.0]) + (h / HUE_COUNT) * 6.0) % 6.0
-    return 0.25 + 0.6 * (1.0 - np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
-
-
 def generate_image(label: int, num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One uint8 HWC RGB image of class `label`."""
     hue, orient, freq_index = _class_cues(num_classes)[label]
-    rgb = _hue_rgb(hue + rng.uniform(-0.3, 0.3))
+    rgb = hue_rgb((hue + rng.uniform(-0.3, 0.3)) / HUE_COUNT)
     yy, xx = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
     coord = {0: yy, 1: xx, 2: (xx + yy) / 2}[orient]
     freq = (2, 3, 5, 7)[freq_index] * rng.uniform(0.8, 1.25)

@@ -1,3 +1,3 @@
-"""The training engine: one loop (`train`), evaluation, checkpoints, optimizers and schedules."""
+"""The training engine: one loop (`train`), the batch steps, evaluation, checkpoints, optimizers, schedules."""
 from .evaluate import evaluate  # noqa: F401
 from .trainer import RunResult, train  # noqa: F401

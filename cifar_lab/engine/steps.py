@@ -1,9 +1,17 @@
-"""What one training batch does. `DenseStep` trains on every sample; AST (`cifar_lab.ast.step`) extends it.
+"""What one training batch does. `TrainStep` declares the interface the training loop drives; `DenseStep`
+trains on every sample, and AST's `SparseStep` (`engine/sparse_step.py`) extends it.
 
-A step never reads a value back to the host: losses and counts accumulate in device tensors that the
-trainer reads once per epoch (and every `log_every` batches for the progress bar).
+A step owns the optimizer's cadence: it calls `optimizer.step()` once per `grad_accum` micro-batches and
+steps the learning-rate schedule right after, so a schedule planned in optimizer steps ends where it should
+whatever the accumulation. A step never reads a value back to the host in the hot path: losses and counts
+accumulate in device tensors that the loop reads once per epoch (and every `log_every` batches for the
+progress bar).
 """
 from __future__ import annotations
+
+import abc
+import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -11,19 +19,70 @@ import torch.nn as nn
 from .runtime import autocast
 
 
-class DenseStep:
-    """Forward, backward and (every `grad_accum` batches) an optimizer step, on the whole batch."""
+class TrainStep(abc.ABC):
+    """The interface between the training loop and what a batch does."""
+
+    @abc.abstractmethod
+    def start_epoch(self, epoch: int) -> None: ...
+
+    @abc.abstractmethod
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None: ...
+
+    @abc.abstractmethod
+    def running(self) -> dict:
+        """Readings for the progress bar (a host sync: call it rarely)."""
+
+    @abc.abstractmethod
+    def end_epoch(self) -> dict:
+        """Finish the epoch (apply leftover gradients) and return its row of metrics."""
+
+    @abc.abstractmethod
+    def summary(self, history: list[dict]) -> dict:
+        """Run-level fields for summary.json."""
+
+    @abc.abstractmethod
+    def artifacts(self, out_dir) -> dict:
+        """Extra results of the run (written into `out_dir` when given), for `RunResult.extra`."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict: ...
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def planned_optimizer_steps(config, batches_per_epoch: int) -> int:
+    """Optimizer steps the whole run takes, which the learning-rate schedule is planned over.
+
+    One step per `grad_accum` batches (the last, partial group of an epoch steps too). Packed AST trains
+    only the selected share of each epoch, in full batches: that count is predicted from the target.
+    """
+    per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    ast = config.ast
+    if not (ast.enabled and ast.pack):
+        return max(1, config.epochs * per_epoch)
+    packed_batches = math.ceil(ast.target * batches_per_epoch)
+    sparse_epochs = max(0, config.epochs - ast.dense_epochs)
+    return max(1, min(config.epochs, ast.dense_epochs) * per_epoch
+               + sparse_epochs * math.ceil(packed_batches / config.grad_accum))
+
+
+class DenseStep(TrainStep):
+    """Forward, backward and (every `grad_accum` batches) an optimizer and schedule step, on the whole batch."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, device: torch.device,
-                 precision: str):
+                 precision: str, scheduler=None, planned_steps: Optional[int] = None):
         self.model = model
         self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.planned_steps = planned_steps
         self.scaler = scaler
         self.config = config
         self.device = device
         self.precision = precision
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.micro_batches = 0
+        self.optimizer_steps = 0        # over the whole run (resumed runs continue the count)
         self.start_epoch(0)
 
     def autocast(self):
@@ -33,10 +92,11 @@ class DenseStep:
         self.epoch = epoch
         self.loss_sum = torch.zeros((), device=self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self.seen = 0
+        self.samples_trained = 0        # samples that went through forward and backward this epoch
+        self.epoch_start_steps = self.optimizer_steps
 
-    def optimize(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train on exactly these samples; return (summed loss, correct count) as device tensors."""
+    def optimize(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Forward and backward on exactly these samples; count them; step every `grad_accum` calls."""
         self.model.train()
         with self.autocast():
             logits = self.model(images)
@@ -46,7 +106,9 @@ class DenseStep:
         self.micro_batches += 1
         if self.micro_batches % self.config.grad_accum == 0:
             self.apply_gradients()
-        return loss.detach() * labels.shape[0], (logits.detach().argmax(1) == labels).sum()
+        self.loss_sum += loss.detach() * labels.shape[0]
+        self.correct += (logits.detach().argmax(1) == labels).sum()
+        self.samples_trained += labels.shape[0]
 
     def apply_gradients(self) -> None:
         if self.config.grad_clip > 0:
@@ -59,39 +121,36 @@ class DenseStep:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.micro_batches = 0
+        self.optimizer_steps += 1
+        # A predicted plan (packed AST) may be shorter than the run: hold the schedule's final value then.
+        if self.scheduler is not None and (self.planned_steps is None or self.optimizer_steps <= self.planned_steps):
+            self.scheduler.step()
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        loss_sum, correct = self.optimize(images, labels)
-        self.loss_sum += loss_sum
-        self.correct += correct
-        self.seen += labels.shape[0]
+        self.optimize(images, labels)
 
     def running(self) -> dict:
-        """Readings for the progress bar (a host sync: call it rarely)."""
-        seen = max(1, self.seen)
+        seen = max(1, self.samples_trained)
         return {"loss": f"{float(self.loss_sum) / seen:.3f}", "acc": f"{float(self.correct) / seen:.3f}"}
 
     def end_epoch(self) -> dict:
-        if self.micro_batches % self.config.grad_accum:  # leftover accumulated gradients
+        if self.micro_batches:  # the epoch's last, partial group of accumulated gradients
             self.apply_gradients()
-            self.micro_batches = 0
-        seen = max(1, self.seen)
-        return {"train_loss": float(self.loss_sum) / seen, "train_acc": float(self.correct) / seen}
+        seen = max(1, self.samples_trained)
+        return {"train_loss": float(self.loss_sum) / seen, "train_acc": float(self.correct) / seen,
+                "samples_trained": self.samples_trained,
+                "optimizer_steps": self.optimizer_steps - self.epoch_start_steps}
 
     def summary(self, history: list[dict]) -> dict:
-        """Run-level fields for summary.json (AST adds its accounting here)."""
+        return {"optimizer_steps": self.optimizer_steps}
+
+    def artifacts(self, out_dir) -> dict:
         return {}
 
     def state_dict(self) -> dict:
-        return {"micro_batches": self.micro_batches}
+        return {"micro_batches": self.micro_batches, "optimizer_steps": self.optimizer_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.micro_batches = state.get("micro_batches", 0)
-
-
-def make_step(config, model, optimizer, scaler, device, precision) -> DenseStep:
-    if config.ast.enabled:
-        from ..ast.step import SparseStep
-
-        return SparseStep(model, optimizer, scaler, config, device, precision)
-    return DenseStep(model, optimizer, scaler, config, device, precision)
+        self.optimizer_steps = state.get("optimizer_steps", 0)

@@ -1,15 +1,18 @@
 """The one training loop of the book: every chapter, dense or AST, every dataset, CPU or GPU.
 
-`train(config, out_dir)` writes config.json, metrics.csv (a row per epoch), summary.json, best.pt and
-last.pt into `out_dir`, and returns a `RunResult` for notebooks to plot from.
+`train(config, out_dir)` writes config.json, metrics.csv (a row per epoch), summary.json, evaluation.json,
+best.pt and last.pt into `out_dir`, and returns a `RunResult` for notebooks to plot from. It reads in four
+named parts, as torchvision's reference scripts do: `setup` (data, model, optimizer, schedule, step, and the
+state of a resumed run), `train_one_epoch`, `save_checkpoints` and `summarize`.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,14 +23,17 @@ from tqdm import tqdm
 from .. import models
 from ..config import TrainConfig, from_dict, save_json, validate
 from ..data import registry as data_registry
+from ..data.bundle import DataBundle
 from ..errors import UsageError
 from ..io import atomic_write_text
+from ..measure import sync
 from . import checkpoint
 from .evaluate import evaluate
 from .optim import build_optimizer, build_scheduler
 from .runtime import (autocast, resolve_device, resolve_precision, rng_state, seed_everything, set_deterministic,
                       set_rng_state)
-from .steps import make_step
+from .sparse_step import SparseStep
+from .steps import DenseStep, TrainStep, planned_optimizer_steps
 
 
 @dataclass
@@ -35,11 +41,38 @@ class RunResult:
     summary: dict
     history: list[dict]
     model: torch.nn.Module
-    data: data_registry.DataBundle
+    data: DataBundle
     evaluation: dict                     # the final epoch's evaluation (confusion matrix, per-class accuracy)
     config: TrainConfig
     out_dir: Optional[Path] = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between its parts."""
+
+    config: TrainConfig                  # resolved: what the data builder found is recorded in it
+    out: Optional[Path]
+    device: torch.device
+    precision: str
+    data: DataBundle
+    model: torch.nn.Module               # the unwrapped model (what checkpoints hold)
+    runner: torch.nn.Module              # what is called: the model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: Optional[torch.amp.GradScaler]
+    step: TrainStep
+    generator: torch.Generator
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    since_best: int = 0
+    history: list = field(default_factory=list)
+    trained_seconds: float = 0.0
+    earlier_wall: float = 0.0            # wall-clock of the epochs done before a resume
+    wall_start: float = field(default_factory=time.perf_counter)
+    evaluation: dict = field(default_factory=dict)   # the latest epoch's evaluation
 
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
@@ -53,22 +86,35 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _resume_state(out_dir: Path) -> dict:
-    last = out_dir / "last.pt"
-    if not last.is_file():
-        raise UsageError(f"--resume: {last} does not exist; start the run without --resume")
-    return checkpoint.load(last)
+def resolved_config(config: TrainConfig, data: DataBundle) -> TrainConfig:
+    """The config as the run uses it: the class count, crop sizes and pretrained weights the data allows."""
+    changes = {"num_classes": data.num_classes}
+    if data.eval_resize:  # JPEG routes: record the crop and resize the dataset defaults resolved to
+        changes.update(image_size=data.resolution, eval_resize=data.eval_resize)
+    if not data.pretrained_usable and config.pretrained != "none":
+        print(f"note: dataset={config.dataset} trains from random initialisation (pretrained={config.pretrained} "
+              f"not used: generated images, offline run); to fine-tune pretrained weights on a generated tree use "
+              f"dataset=imagenet1k imagenet_root={data.info.get('source', 'DIR')}", file=sys.stderr)
+        data.info["pretrained_not_used"] = config.pretrained
+        changes["pretrained"] = "none"
+    return dataclasses.replace(config, **changes)
 
 
-def train(config: TrainConfig, out_dir=None, resume: bool = False,
-          on_epoch_end: Optional[Callable[[dict], None]] = None) -> RunResult:
-    """Train as `config` says. With `resume`, continue the run saved in `out_dir/last.pt`."""
-    out = Path(out_dir) if out_dir is not None else None
+def make_step(config, model, optimizer, scaler, device, precision, scheduler, planned_steps) -> TrainStep:
+    kind = SparseStep if config.ast.enabled else DenseStep
+    return kind(model, optimizer, scaler, config, device, precision, scheduler, planned_steps)
+
+
+def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> Run:
+    """Build the run from `config`, or from `out/last.pt` with `resume` (its config and full state)."""
     state = None
     if resume:
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
-        state = _resume_state(out)
+        last = out / "last.pt"
+        if not last.is_file():
+            raise UsageError(f"--resume: {last} does not exist; start the run without --resume")
+        state = checkpoint.load(last)
         config = from_dict(state["config"])
     validate(config)
 
@@ -78,19 +124,18 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
     set_deterministic(config.deterministic)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     data = data_registry.build(config, device, generator)
-    config.num_classes = data.num_classes
+    config = resolved_config(config, data)
 
     model = models.build_for(config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     runner = torch.compile(model) if config.compile else model
     optimizer = build_optimizer(config, model)
-    scheduler = build_scheduler(config, optimizer, len(data.train_loader))
+    planned = planned_optimizer_steps(config, len(data.train_loader))
+    scheduler = build_scheduler(config, optimizer, planned)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    step = make_step(config, runner, optimizer, scaler, device, precision)
-
-    start_epoch, best_acc, best_epoch, since_best, history, trained_seconds = 0, -1.0, -1, 0, [], 0.0
-    earlier_wall = 0.0  # wall-clock of the epochs done before a resume
+    step = make_step(config, runner, optimizer, scaler, device, precision, scheduler, planned)
+    run = Run(config, out, device, precision, data, model, runner, optimizer, scheduler, scaler, step, generator)
     if state is not None:
         model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
         optimizer.load_state_dict(state["optimizer"])
@@ -99,86 +144,73 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
             scaler.load_state_dict(state["scaler"])
         step.load_state_dict(state.get("step", {}))
         set_rng_state(state["rng"], generator)
-        start_epoch, best_acc, best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
-        since_best, history = state.get("since_best", 0), state.get("history", [])
-        trained_seconds = state.get("trained_seconds", 0.0)
-        earlier_wall = state.get("wall_seconds", 0.0)
-
+        run.start_epoch, run.best_acc, run.best_epoch = state["epoch"] + 1, state["best_acc"], state["best_epoch"]
+        run.since_best, run.history = state.get("since_best", 0), state.get("history", [])
+        run.trained_seconds = state.get("trained_seconds", 0.0)
+        run.earlier_wall = state.get("wall_seconds", 0.0)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         save_json(config, out / "config.json")
+    return run
 
-    params = models.count_parameters(model)
-    evaluation: dict = {}
-    stop_reason = "completed"
-    wall_start = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs):
-        step.start_epoch(epoch)
-        if hasattr(data.train_loader, "set_epoch"):  # loaders whose randomness is not in the checkpoint
-            data.train_loader.set_epoch(epoch)
-        sync(device)
-        epoch_start = time.perf_counter()
-        bar = tqdm(data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not config.progress, dynamic_ncols=True)
-        for batch_index, (images, labels) in enumerate(bar):
-            step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
-            with warnings.catch_warnings():  # gradient accumulation steps the schedule before the optimizer
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-                scheduler.step()
-            if config.progress and (batch_index + 1) % config.log_every == 0:
-                bar.set_postfix(step.running())
-            if config.time_budget_s and trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s:
-                break  # the budget ends inside the epoch: evaluate what was trained and stop
-        row = {"epoch": epoch + 1, **step.end_epoch()}
-        sync(device)
-        row["epoch_seconds"] = time.perf_counter() - epoch_start
-        trained_seconds += row["epoch_seconds"]
-        evaluation = evaluate(runner, data.test_loader, config.num_classes, device,
-                              lambda: autocast(device, precision), data.coarse_of_fine)
-        row.update(test_loss=evaluation["loss"], test_acc=evaluation["top1"], test_top5=evaluation["top5"])
-        if "superclass_top1" in evaluation:
-            row["test_superclass_acc"] = evaluation["superclass_top1"]
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        history.append(row)
 
-        improved = row["test_acc"] > best_acc
-        if improved:
-            best_acc, best_epoch, since_best = row["test_acc"], epoch + 1, 0
-        else:
-            since_best += 1
-        if config.progress:
-            tqdm.write(_epoch_line(row, config.epochs))
-        stop_reason = _stop_reason(config, epoch + 1, row["test_acc"], since_best, trained_seconds)
+def train_one_epoch(run: Run, epoch: int) -> dict:
+    """Train one epoch (or until the time budget runs out inside it), evaluate, and return its metrics row."""
+    config, step, device = run.config, run.step, run.device
+    step.start_epoch(epoch)
+    run.data.train_loader.set_epoch(epoch)
+    sync(device)
+    epoch_start = time.perf_counter()
+    bar = tqdm(run.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=not config.progress, dynamic_ncols=True)
+    for batch_index, (images, labels) in enumerate(bar):
+        step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        if config.progress and (batch_index + 1) % config.log_every == 0:
+            bar.set_postfix(step.running())
+        if config.time_budget_s and run.trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s:
+            break  # the budget ends inside the epoch: evaluate what was trained and stop
+    row = {"epoch": epoch + 1, **step.end_epoch()}
+    sync(device)
+    row["epoch_seconds"] = time.perf_counter() - epoch_start
+    run.trained_seconds += row["epoch_seconds"]
+    run.evaluation = evaluate(run.runner, run.data.test_loader, config.num_classes, device,
+                              lambda: autocast(device, run.precision), run.data.coarse_of_fine)
+    row.update(test_loss=run.evaluation["loss"], test_acc=run.evaluation["top1"], test_top5=run.evaluation["top5"])
+    if "superclass_top1" in run.evaluation:
+        row["test_superclass_acc"] = run.evaluation["superclass_top1"]
+    row["lr"] = run.optimizer.param_groups[0]["lr"]
+    return row
 
-        if out is not None:
-            write_metrics_csv(out / "metrics.csv", history)
-            if config.save_checkpoints:
-                full = {
-                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                    "step": step.state_dict(), "best_acc": best_acc, "best_epoch": best_epoch,
-                    "since_best": since_best, "history": history, "trained_seconds": trained_seconds,
-                    "wall_seconds": earlier_wall + time.perf_counter() - wall_start,
-                    "rng": rng_state(generator), "config": config.to_dict(),
-                    "class_names": data.class_names, "mean": data.mean, "std": data.std,
-                }
-                if improved:
-                    checkpoint.save(out / "best.pt", full)
-                checkpoint.save(out / "last.pt", full)
-        if on_epoch_end is not None:
-            on_epoch_end(row)
-        if stop_reason != "completed":
-            break
 
+def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
+    """last.pt after every epoch and best.pt when test accuracy improved, with the full training state."""
+    full = {
+        "epoch": epoch, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
+        "step": run.step.state_dict(), "best_acc": run.best_acc, "best_epoch": run.best_epoch,
+        "since_best": run.since_best, "history": run.history, "trained_seconds": run.trained_seconds,
+        "wall_seconds": run.earlier_wall + time.perf_counter() - run.wall_start,
+        "rng": rng_state(run.generator), "config": run.config.to_dict(),
+        "class_names": run.data.class_names, "mean": run.data.mean, "std": run.data.std,
+        "input": run.data.input_record(),
+    }
+    if improved:
+        checkpoint.save(run.out / "best.pt", full)
+    checkpoint.save(run.out / "last.pt", full)
+
+
+def summarize(run: Run, stop_reason: str) -> dict:
+    config, history, data = run.config, run.history, run.data
     summary = {
         "preset": config.preset, "model": config.model, "dataset": config.dataset,
-        "best_acc": best_acc, "best_epoch": best_epoch,
+        "best_acc": run.best_acc, "best_epoch": run.best_epoch,
         "final_acc": history[-1]["test_acc"] if history else None,
         "final_top5": history[-1]["test_top5"] if history else None,
         "epochs": len(history), "stop_reason": stop_reason,
-        "wall_seconds": earlier_wall + time.perf_counter() - wall_start,
-        "train_seconds": trained_seconds, "params": params, "device": device_name(device),
-        "precision": precision, "channels_last": config.channels_last, "compile": config.compile,
+        "wall_seconds": run.earlier_wall + time.perf_counter() - run.wall_start,
+        "train_seconds": run.trained_seconds, "params": models.count_parameters(run.model),
+        "device": device_name(run.device), "precision": run.precision, "channels_last": config.channels_last,
+        "compile": config.compile, "resolution": data.resolution,
         "train_samples": data.info.get("train_samples"), "test_samples": data.info.get("test_samples"),
     }
     if history and "test_superclass_acc" in history[-1]:
@@ -186,13 +218,44 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False,
         summary["best_superclass_acc"] = max(r["test_superclass_acc"] for r in history)
     if "skipped_files" in data.info:
         summary["skipped_files"] = data.info["skipped_files"]
-    summary.update(step.summary(history))
-    extra = step.artifacts(out) if hasattr(step, "artifacts") else {}  # e.g. AST's per-batch trace
+    summary.update(run.step.summary(history))
+    return summary
+
+
+def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
+          on_epoch_end: Optional[Callable[[dict], None]] = None) -> RunResult:
+    """Train as `config` says. With `resume`, continue the run saved in `out_dir/last.pt`."""
+    out = Path(out_dir) if out_dir is not None else None
+    run = setup(config, out, resume)
+    stop_reason = "completed"
+    for epoch in range(run.start_epoch, run.config.epochs):
+        row = train_one_epoch(run, epoch)
+        run.history.append(row)
+        improved = row["test_acc"] > run.best_acc
+        if improved:
+            run.best_acc, run.best_epoch, run.since_best = row["test_acc"], epoch + 1, 0
+        else:
+            run.since_best += 1
+        if run.config.progress:
+            tqdm.write(_epoch_line(row, run.config.epochs))
+        stop_reason = _stop_reason(run.config, epoch + 1, row["test_acc"], run.since_best, run.trained_seconds)
+        if out is not None:
+            write_metrics_csv(out / "metrics.csv", run.history)
+            if run.config.save_checkpoints:
+                save_checkpoints(run, epoch, improved)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+        if stop_reason != "completed":
+            break
+
+    summary = summarize(run, stop_reason)
+    extra = run.step.artifacts(out)
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if evaluation:
-            atomic_write_text(out / "evaluation.json", json.dumps(evaluation_report(evaluation, data), indent=2) + "\n")
-    return RunResult(summary, history, model, data, evaluation, config, out, extra)
+        if run.evaluation:
+            report = evaluation_report(run.evaluation, run.data)
+            atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    return RunResult(summary, run.history, run.model, run.data, run.evaluation, run.config, out, extra)
 
 
 def evaluation_report(evaluation: dict, data) -> dict:
@@ -223,11 +286,6 @@ def _epoch_line(row: dict, epochs: int) -> str:
     extra = f"  act {row['activation_rate']:.3f}" if "activation_rate" in row else ""
     return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  {row['epoch_seconds']:.1f}s{extra}")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def device_name(device: torch.device) -> str:

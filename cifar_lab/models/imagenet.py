@@ -10,14 +10,12 @@ folder. The pretrained 1000-way head is kept for 1000 classes and replaced by a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn as nn
 from torchvision import models as tv
 
 from ..errors import DataError, UsageError
-from . import register
 
 WEIGHTS = {
     "resnet18": {"v1": tv.ResNet18_Weights.IMAGENET1K_V1},
@@ -62,19 +60,11 @@ def build_resnet(arch: str, num_classes: int, pretrained: str = "none") -> nn.Mo
     return model
 
 
-def _pretrained(config, pretrained: Optional[str]) -> str:
-    if pretrained is not None:
-        return pretrained
-    return getattr(config, "pretrained", "none") if config is not None else "none"
-
-
-@register("resnet50")
-def resnet50(num_classes: int = 1000, config=None, pretrained: Optional[str] = None) -> nn.Module:
+def resnet50(num_classes: int = 1000, pretrained: str = "none") -> nn.Module:
     """ResNet-50 (25.6M parameters with 1000 classes; 23.7M with 100)."""
-    return build_resnet("resnet50", num_classes, _pretrained(config, pretrained))
+    return build_resnet("resnet50", num_classes, pretrained)
 
 
-@register("resnet18")
-def resnet18(num_classes: int = 1000, config=None, pretrained: Optional[str] = None) -> nn.Module:
+def resnet18(num_classes: int = 1000, pretrained: str = "none") -> nn.Module:
     """ResNet-18 with the ImageNet stem (11.7M parameters with 1000 classes)."""
-    return build_resnet("resnet18", num_classes, _pretrained(config, pretrained))
+    return build_resnet("resnet18", num_classes, pretrained)

@@ -1,8 +1,8 @@
-"""NaiveNet (seed 004): a small residual network of depthwise-separable convolutions with squeeze-and-excitation,
-trained on CIFAR images upscaled to 128x128.
+"""NaiveNet, the small network of a published CIFAR-100 classifier project: a residual network of
+depthwise-separable convolutions with squeeze-and-excitation, trained on CIFAR images upscaled to 128x128.
 
-321,018 parameters for 100 classes (304,728 for 10); the seed quotes 320,464 (its exact layer widths are not
-published, so these widths are chosen to land there). The 128-pixel input is the seed's main trick: upscaling
+321,018 parameters for 100 classes (304,728 for 10); its authors quote 320,464 (its exact layer widths are not
+published, so these widths are chosen to land there). The 128-pixel input is its main trick: upscaling
 gives the augmentation (affine, rotation) a finer grid and the network room to downsample gradually.
 Layout: a strided 3x3 stem, then four stages of residual blocks, each halving the resolution at its first
 block (128 -> 64 -> 32 -> 16 -> 8 -> 4), global average pooling and one linear classifier.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register
 
 
 class SqueezeExcite(nn.Module):
@@ -59,8 +58,6 @@ class ResidualBlock(nn.Module):
 
 
 class NaiveNet(nn.Module):
-    default_input_size = 128  # what `summary` and `latency` feed it unless told otherwise
-
     def __init__(self, num_classes: int = 100, stem: int = 32,
                  stages: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (128, 2), (180, 2)),
                  dropout: float = 0.2):
@@ -84,6 +81,5 @@ class NaiveNet(nn.Module):
         return self.classifier(self.pool(self.features(x)))
 
 
-@register("naivenet")
 def naivenet(num_classes: int = 100, **kwargs) -> nn.Module:
     return NaiveNet(num_classes=num_classes, **kwargs)

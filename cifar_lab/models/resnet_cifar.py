@@ -5,7 +5,6 @@ The ImageNet stem (7x7 stride 2, then max-pool) would shrink a CIFAR image to 8x
 import torch.nn as nn
 from torchvision.models import resnet18, resnet34
 
-from . import register
 
 
 def _cifar_stem(model: nn.Module) -> nn.Module:
@@ -14,12 +13,10 @@ def _cifar_stem(model: nn.Module) -> nn.Module:
     return model
 
 
-@register("resnet18_cifar")
 def resnet18_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     """11,173,962 parameters for 10 classes."""
     return _cifar_stem(resnet18(weights=None, num_classes=num_classes, **kwargs))
 
 
-@register("resnet34_cifar")
 def resnet34_cifar(num_classes: int = 10, **kwargs) -> nn.Module:
     return _cifar_stem(resnet34(weights=None, num_classes=num_classes, **kwargs))

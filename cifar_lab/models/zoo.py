@@ -11,7 +11,6 @@ import torch.nn as nn
 from torchvision.models import efficientnet_b0 as tv_efficientnet_b0
 from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
 
-from . import register
 
 # torchvision's MobileNetV2 stages: expansion t, channels c, repeats n, first stride s. The 24-channel stage
 # keeps stride 1 (ImageNet: 2).
@@ -25,7 +24,6 @@ def _unstride(conv: nn.Conv2d) -> None:
     conv.stride = (1, 1)
 
 
-@register("mobilenet_v2")
 def mobilenet_v2(num_classes: int = 10, **kwargs) -> nn.Module:
     model = tv_mobilenet_v2(weights=None, num_classes=num_classes,
                             inverted_residual_setting=MOBILENET_V2_CIFAR_STAGES, **kwargs)
@@ -33,7 +31,6 @@ def mobilenet_v2(num_classes: int = 10, **kwargs) -> nn.Module:
     return model
 
 
-@register("efficientnet_b0")
 def efficientnet_b0(num_classes: int = 10, **kwargs) -> nn.Module:
     model = tv_efficientnet_b0(weights=None, num_classes=num_classes, **kwargs)
     _unstride(model.features[0][0])           # stem: 3x3 stride 2 -> stride 1

@@ -1,4 +1,4 @@
-"""The PI controller that holds the share of active samples at the target (DESIGN.md §5, step 4).
+"""The PI controller that holds the share of active samples at the target (step 4 of the gate).
 
 Once per batch, on that batch's activation rate r:
     ema <- alpha * r + (1 - alpha) * ema          (starts at the target)
@@ -8,7 +8,7 @@ Once per batch, on that batch's activation rate r:
 The anti-windup test uses the threshold the batch was gated with (before this update).
 
 Note that `theta + kp * e` already integrates the error: in this incremental form kp acts as an integral gain
-and ki as a second, slower integrator; that is why the seed's large ki / tiny kp oscillates (see `sim`).
+and ki as a second, slower integrator; that is why the AST paper's large ki / tiny kp oscillates (see `sim`).
 
 All state lives in tensors on the training device and `update` only queues tensor ops, so gating and control
 never wait for the device (no `.item()` per batch).

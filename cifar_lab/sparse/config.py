@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-# The seed's gains, kept to show how they behave, and the project's defaults chosen by the sweep in the AST
-# chapter (notebook 03): the seed's integral term winds up and the activation rate oscillates.
+# The gains of the AST paper's repository ("seed", Kp 0.0015, Ki 0.00005), kept to show how they behave, and
+# the project's defaults chosen by the sweep in the AST chapter (notebook 03): with the paper's gains the
+# integral term winds up and the activation rate oscillates.
 GAIN_SETS = {
     "seed": {"kp": 0.0015, "ki": 0.00005},
     "tuned": {"kp": 0.5, "ki": 0.005},
@@ -40,5 +41,7 @@ def validate_ast(config) -> None:
         raise UsageError(f"ast.fallback_samples must be at least 1, got {ast.fallback_samples}")
     if ast.temperature <= 0:
         raise UsageError(f"ast.temperature must be positive, got {ast.temperature}")
-    if config.warmup_epochs and not ast.enabled:
-        raise UsageError("warmup_epochs is the dense stage before AST; set ast.enabled=true as well")
+    if ast.dense_epochs < 0:
+        raise UsageError(f"ast.dense_epochs must be 0 or more, got {ast.dense_epochs}")
+    if ast.dense_epochs and not ast.enabled:
+        raise UsageError("ast.dense_epochs is the dense stage before AST; set ast.enabled=true as well")

@@ -94,3 +94,18 @@ def sweep(kps, kis, targets=(0.10,), batches: int = 1200, batch_size: int = 128,
                     "max_abs_integral": float(trace.integral.abs().max()),
                 })
     return rows
+
+
+def compare_gain_sets(scores: torch.Tensor, gain_sets: dict, target: float = 0.10,
+                      batches_per_epoch: int = 40) -> tuple[dict, dict]:
+    """Run every gain set (name -> {"kp", "ki"}) on the same stream; return a row of figures per set (settle
+    batch, the lowest and highest epoch rate after the first epoch, the last epoch's rate) and its trace."""
+    rows, traces = {}, {}
+    for name, gains in gain_sets.items():
+        trace = simulate(scores, target=target, kp=gains["kp"], ki=gains["ki"])
+        rates = trace.epoch_rates(batches_per_epoch)
+        rows[name] = {"kp": gains["kp"], "ki": gains["ki"], "settle_batch": trace.settle_batch(target),
+                      "epoch_rate_min": float(rates[1:].min()), "epoch_rate_max": float(rates[1:].max()),
+                      "last_epoch_rate": float(rates[-1])}
+        traces[name] = trace
+    return rows, traces

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..data import cifar, synthetic
 from ..errors import UsageError
+from . import data_imagenet
 
 
 def register(sub) -> None:
@@ -28,8 +29,7 @@ def register(sub) -> None:
     syn.add_argument("--seed", type=int, default=0)
     syn.set_defaults(func=write_synthetic)
 
-    from .data_imagenet import register as register_imagenet
-    register_imagenet(data_sub)
+    data_imagenet.register(data_sub)
 
 
 def download(args) -> int:

@@ -12,8 +12,9 @@ def register(data_sub) -> None:
         description="Make DIR/{train,val}/<wnid> for the 100 classes listed in cifar_lab/data/imagenet100_classes.txt, "
                     "linking into IMAGENET1K_DIR/{train,val}/<wnid> (val sorted into class folders). No image is "
                     "copied. Train on it with --set dataset=imagenet100 imagenet_root=DIR.")
-    sub.add_argument("--from", dest="source", required=True, metavar="IMAGENET1K_DIR")
-    sub.add_argument("--to", dest="out", required=True, metavar="DIR")
+    sub.add_argument("--from", dest="source", required=True, metavar="IMAGENET1K_DIR",
+                     help="an ImageNet-1k tree with train/<wnid>/ and val/<wnid>/")
+    sub.add_argument("--to", dest="out", required=True, metavar="DIR", help="the ImageNet-100 tree to create")
     sub.add_argument("--link", choices=("symlink", "hardlink"), default="symlink",
                      help="symlink: one link per class folder (default); hardlink: one per file, same file system")
     sub.set_defaults(func=build_imagenet100)
@@ -23,8 +24,8 @@ def register(data_sub) -> None:
         description="Classes are hues and stripe orientations, written as JPEG files under DIR/{train,val}/<wnid>/ "
                     "with wnid-shaped folder names. Optional grayscale, CMYK and corrupt files (added to train/) "
                     "exercise the loader. Train on it with --set dataset=imagenet1k imagenet_root=DIR.")
-    syn.add_argument("--to", dest="out", required=True, metavar="DIR")
-    syn.add_argument("--classes", type=int, default=10)
+    syn.add_argument("--to", dest="out", required=True, metavar="DIR", help="the tree to write")
+    syn.add_argument("--classes", type=int, default=10, help="number of classes (default: 10)")
     syn.add_argument("--train-per-class", type=int, default=16)
     syn.add_argument("--val-per-class", type=int, default=4)
     syn.add_argument("--px", type=int, default=80, help="side of the images in pixels (default: 80)")

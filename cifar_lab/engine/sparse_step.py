@@ -1,9 +1,9 @@
 """AST as a mode of the one training loop: score the batch, gate it, train on the active samples only.
 
-`cifar_lab.engine.steps.make_step` builds a `SparseStep` when `config.ast.enabled`; the trainer drives it
-exactly like the dense step (`start_epoch`, `train_batch`, `end_epoch`, `summary`, `state_dict`).
+The trainer builds a `SparseStep` when `config.ast.enabled` and drives it through the `TrainStep` interface
+exactly like the dense step. The scores, the gate's controller and its gains live in `cifar_lab.sparse`.
 
-Per batch (DESIGN.md §5): a no-grad scoring forward pass over all B images -> significance scores -> hard
+Per batch: a no-grad scoring forward pass over all B images -> significance scores -> hard
 gate `s > theta` (or a sigmoid gate) -> fallback of `ast.fallback_samples` random samples when nothing
 passes -> one controller update -> forward and backward on the active samples only.
 
@@ -33,11 +33,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..engine.steps import DenseStep
 from ..io import atomic_write_text
-from .config import resolved_gains
-from .controller import PIController
-from .score import score_batch
+from ..sparse.config import resolved_gains
+from ..sparse.controller import PIController
+from ..sparse.score import score_batch
+from .steps import DenseStep
 
 # Forward-pass equivalents: a training step (forward + backward) costs about three forwards.
 FORWARD_COST, TRAIN_COST = 1.0, 3.0
@@ -46,7 +46,7 @@ _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropou
 
 
 class SparseStep(DenseStep):
-    def __init__(self, model, optimizer, scaler, config, device, precision):
+    def __init__(self, model, optimizer, scaler, config, device, precision, scheduler=None, planned_steps=None):
         self.ast = config.ast
         self.controller = PIController.from_config(config.ast, device)
         # Own random stream (fallback picks, random-subset baseline, sigmoid gate), saved in checkpoints.
@@ -55,17 +55,17 @@ class SparseStep(DenseStep):
         self.trace: list[dict] = []   # per epoch: {"epoch", "phase", "values": [batches, 4] CPU tensor}
         self.dropouts = [m for m in model.modules() if isinstance(m, _DROPOUT)]
         self.buffer_images = self.buffer_labels = None
-        super().__init__(model, optimizer, scaler, config, device, precision)
+        super().__init__(model, optimizer, scaler, config, device, precision, scheduler, planned_steps)
 
     # ---- epoch bookkeeping -------------------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
         super().start_epoch(epoch)
-        self.dense_epoch = epoch < self.config.warmup_epochs
+        self.dense_epoch = epoch < self.ast.dense_epochs
         if not self.dense_epoch and not self.ast_started:
             self.controller.reset()  # AST starts now: fresh threshold, EMA and integral
             self.ast_started = True
         zero = lambda dtype=torch.long: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
-        self.active, self.trained, self.fallbacks = zero(), zero(), zero()
+        self.active, self.fallbacks = zero(), zero()
         self.theta_sum = zero(torch.float32)
         self.scored = self.batches = self.host_syncs = 0
         self.trace_rows: list[torch.Tensor] = []
@@ -78,7 +78,7 @@ class SparseStep(DenseStep):
         self.scored += batch
         self.batches += 1
         if self.dense_epoch:
-            self._train_on(images, labels)
+            self.optimize(images, labels)
             self.active += batch
             return
         theta = self.controller.theta
@@ -88,7 +88,7 @@ class SparseStep(DenseStep):
             index = torch.randperm(batch, device=self.device, generator=self.generator)[:count]
             self.active += count
             self._record(theta, torch.tensor(count / batch, device=self.device))
-            self._train_on(images[index], labels[index])
+            self.optimize(images[index], labels[index])
             return
         mask = self._gate(images, labels, theta)
         count = mask.sum()
@@ -100,7 +100,7 @@ class SparseStep(DenseStep):
             self._pack(images, labels, mask, count)
         else:
             index = mask.nonzero().squeeze(1)  # the one host sync per batch: the subset's size
-            self._train_on(images[index], labels[index])
+            self.optimize(images[index], labels[index])
 
     def _gate(self, images, labels, theta) -> torch.Tensor:
         """Scoring pass, gate and fallback: a boolean mask of the active samples (device ops only)."""
@@ -129,12 +129,6 @@ class SparseStep(DenseStep):
     def _record(self, theta, rate) -> None:
         self.theta_sum += theta
         self.trace_rows.append(torch.stack([theta, rate.float(), self.controller.ema, self.controller.integral]))
-
-    def _train_on(self, images, labels) -> None:
-        loss_sum, correct = self.optimize(images, labels)
-        self.loss_sum += loss_sum
-        self.correct += correct
-        self.trained += labels.shape[0]
 
     # ---- packing: selected samples of several scoring batches -> full training batches ------------------
     def _pack(self, images, labels, mask, count) -> None:
@@ -168,7 +162,7 @@ class SparseStep(DenseStep):
             images = self.buffer_images[start:end]
             if self.config.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
-            self._train_on(images, self.buffer_labels[start:end])
+            self.optimize(images, self.buffer_labels[start:end])
             start = end
         remaining = fill - start
         if start and remaining:
@@ -179,16 +173,15 @@ class SparseStep(DenseStep):
 
     # ---- per-epoch and per-run accounting ---------------------------------------------------------------
     def running(self) -> dict:
-        trained = max(1, int(self.trained))
+        trained = max(1, self.samples_trained)
         return {"loss": f"{float(self.loss_sum) / trained:.3f}", "acc": f"{float(self.correct) / trained:.3f}",
                 "act": f"{int(self.active) / max(1, self.scored):.3f}", "theta": f"{float(self.controller.theta):.3f}"}
 
     def end_epoch(self) -> dict:
         if self.ast.pack and not self.dense_epoch and self.buffer_images is not None:
             self._drain(flush=True)  # an epoch trains on everything it selected
-        self.seen = int(self.trained)
         row = super().end_epoch()
-        scored, active, trained = self.scored, int(self.active), int(self.trained)
+        scored, active, trained = self.scored, int(self.active), self.samples_trained
         scoring_pass = not self.dense_epoch and self.ast.selection == "gate"
         values = torch.stack(self.trace_rows).float().cpu() if self.trace_rows else torch.zeros(0, 4)
         phase = "dense" if self.dense_epoch else "ast"
@@ -208,12 +201,13 @@ class SparseStep(DenseStep):
     def summary(self, history: list[dict]) -> dict:
         ast_rows = [r for r in history if r.get("ast_phase") == "ast"]
         kp, ki = resolved_gains(self.ast)
-        out = {"ast_target": self.ast.target, "ast_gains": self.ast.gains, "ast_kp": kp, "ast_ki": ki,
+        out = super().summary(history)
+        out.update({"ast_target": self.ast.target, "ast_gains": self.ast.gains, "ast_kp": kp, "ast_ki": ki,
                "ast_selection": self.ast.selection, "ast_gate": self.ast.gate, "ast_pack": self.ast.pack,
-               "ast_epochs": len(ast_rows), "warmup_epochs_done": len(history) - len(ast_rows)}
+               "ast_epochs": len(ast_rows), "dense_epochs_done": len(history) - len(ast_rows)})
         if ast_rows:
             total = account(sum(r["scored_samples"] for r in ast_rows), sum(r["active_samples"] for r in ast_rows),
-                            sum(r["trained_samples"] for r in ast_rows), self.ast.selection == "gate",
+                            sum(r["samples_trained"] for r in ast_rows), self.ast.selection == "gate",
                             self.ast.energy_active, self.ast.energy_skipped)
             out.update(total)
             out["compute_savings"] = 1.0 - total["compute_vs_dense"]
@@ -266,7 +260,7 @@ class SparseStep(DenseStep):
 
 def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_active: float = 1.0,
             energy_skipped: float = 0.01) -> dict:
-    """Activation rate, the seed's energy savings, and compute relative to dense training (forward-pass
+    """Activation rate, the AST paper's energy savings, and compute relative to dense training (forward-pass
     equivalents: the scoring forward costs 1 per scored sample, a training step 3 per trained sample)."""
     scored = max(1, scored)
     skipped = scored - active
@@ -275,4 +269,4 @@ def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_a
     return {"activation_rate": active / scored,
             "energy_savings": 1.0 - energy / (scored * energy_active),
             "compute_vs_dense": compute / (TRAIN_COST * scored),
-            "scored_samples": scored, "active_samples": active, "trained_samples": trained}
+            "scored_samples": scored, "active_samples": active}

@@ -1,17 +1,19 @@
 """`cifar-lab` (also `python -m cifar_lab`): data, train, eval, notebook runs and benchmarks.
 
-Each subcommand lives in its own module under `cifar_lab.commands` with a `register(subparsers)` function.
-Every user error is one line on stderr and exit code 2.
+This package is the command-line layer and nothing else: each subcommand lives in its own module here with
+a `register(subparsers)` function that declares its arguments, and a handler that calls the library and
+prints. Nothing outside this package imports from it. Every user error is one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from .errors import UsageError
+from ..errors import UsageError
+from . import bench, data, eval, latency, predict, run, summary, train
 
-COMMAND_MODULES = ["data", "train", "evaluate", "bench", "run", "summary", "latency", "predict"]
+# In the order `--help` lists them.
+COMMANDS = [data, train, eval, bench, run, summary, latency, predict]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -29,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(f".commands.{name}", __package__).register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

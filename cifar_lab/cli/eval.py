@@ -1,15 +1,12 @@
 """`cifar-lab eval`: top-1 and top-5 of a checkpoint on its dataset's test split."""
 from __future__ import annotations
 
-import torch
-
-from .. import models
 from ..config import from_dict, parse_assignments, apply_overrides
 from ..data import registry as data_registry
 from ..engine import checkpoint, evaluate
 from ..engine.runtime import autocast, resolve_device, resolve_precision
 from ..errors import UsageError
-from . import write_json
+from .report import write_json
 
 
 def register(sub) -> None:
@@ -22,17 +19,6 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def load_model(state: dict, device) -> torch.nn.Module:
-    config = from_dict(state["config"])
-    model = models.build_for(config)
-    try:
-        model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
-    except RuntimeError:
-        raise UsageError(f"the checkpoint's weights do not fit model '{config.model}' with "
-                         f"{config.num_classes} classes; it was saved from a different model") from None
-    return model.to(device).eval()
-
-
 def run(args) -> int:
     state = checkpoint.load(args.checkpoint)
     config = apply_overrides(from_dict(state["config"]), parse_assignments(args.set))
@@ -40,7 +26,7 @@ def run(args) -> int:
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     data = data_registry.build(config, device)
-    model = load_model(state, device)
+    model = checkpoint.load_model(state, device)
     result = evaluate(model, data.test_loader, config.num_classes, device, lambda: autocast(device, precision),
                       data.coarse_of_fine)
     report = {"checkpoint": str(args.checkpoint), "model": config.model, "dataset": config.dataset,

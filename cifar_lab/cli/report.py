@@ -1,4 +1,4 @@
-"""One module per `cifar-lab` subcommand; each exposes `register(subparsers)`."""
+"""Writing a command's JSON report."""
 import json
 from pathlib import Path
 

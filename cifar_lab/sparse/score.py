@@ -1,4 +1,4 @@
-"""Significance of each sample in a batch: how much there is still to learn from it (DESIGN.md §5, step 1).
+"""Significance of each sample in a batch: how much there is still to learn from it (step 1 of the gate).
 
 s_i = w_l * min(l_i / mean(l), 2) / 2 + w_v * min(v_i / mean(v), 2) / 2, with l_i the per-sample cross-entropy
 and v_i the standard deviation of image i over all its C×H×W values. Both terms are normalised by their batch

@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 
 from ..errors import UsageError
-from . import write_json
+from .report import write_json
 
 
 def register(sub) -> None:
     parser = sub.add_parser("predict", help="top-5 classes of image files according to a checkpoint",
-                            description="Classify image files (PNG, JPEG, ... any size; resized to 32x32 like "
-                                        "CIFAR) with a checkpoint written by `cifar-lab train`.")
+                            description="Classify image files (PNG, JPEG, ... any size) with a checkpoint written by "
+                                        "`cifar-lab train`; each image is prepared as the run's test images "
+                                        "were (size, crop, normalisation from the checkpoint).")
     parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")

@@ -50,7 +50,7 @@ def gain_sets_side_by_side(traces: dict, target: float) -> plt.Figure:
 
 
 def energy_and_compute(histories: dict) -> plt.Figure:
-    """Per epoch: the seed's energy savings and the compute actually spent relative to dense training."""
+    """Per epoch: the energy savings by the AST paper's formula and the compute actually spent relative to dense training."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, history in histories.items():
         frame = pd.DataFrame(list(history))
@@ -72,3 +72,15 @@ def simulated_traces(sim_traces: dict, target: float) -> plt.Figure:
     tables = {name: {"theta": t.theta.tolist(), "rate": t.rate.tolist(), "ema": t.ema.tolist()}
               for name, t in sim_traces.items()}
     return gain_sets_side_by_side(tables, target)
+
+
+def smoothed_rates(sim_traces: dict, target: float, window: int = 50) -> plt.Figure:
+    """The activation rate of each simulated trace (name -> SimTrace), averaged over `window` batches."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for name, trace in sim_traces.items():
+        ax.plot(trace.rate.unfold(0, window, window).mean(1).numpy(), label=f"{name} gains")
+    ax.axhline(target, color="black", lw=0.8, ls="--", label=f"target {target:g}")
+    ax.set(xlabel=f"batch / {window}", ylabel="activation rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
