@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -171,9 +172,12 @@ def _parse_value(key: str, tp: Any, raw: Any) -> Any:
         if isinstance(raw, bool):
             raise wrong
         try:
-            return float(raw)
+            value = float(raw)
         except (TypeError, ValueError):
             raise wrong from None
+        if not math.isfinite(value):  # nan and inf pass float() but no field means anything by them
+            raise UsageError(f"{key}={raw!r} is not a finite number; for example --set {key}={_example(tp)}")
+        return value
     if tp is str:
         return str(raw)
     raise wrong

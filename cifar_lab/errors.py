@@ -17,3 +17,9 @@ class UsageError(Exception):
 
 class DataError(UsageError):
     """Dataset absent, corrupt or unreadable."""
+
+
+class TrainingDiverged(UsageError):
+    """The training loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+    exit_code = 1

@@ -8,12 +8,21 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .errors import UsageError
+
 
 def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> None:
-    """Call `write(fileobj)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+    """Call `write(fileobj)` on a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    A failure (a full disk, a read-only folder) leaves the previous `path` as it was, removes the temporary
+    file, and is raised as a one-line `WriteError` naming the path and the problem.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise WriteError(path, exc) from None
     try:
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
@@ -21,9 +30,50 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteError(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+TMP_SUFFIX = ".tmp"
+
+
+class WriteError(UsageError):
+    """A file could not be written; the message names the path and what the operating system said."""
+
+    def __init__(self, path, exc: OSError):
+        reason = exc.strerror or type(exc).__name__
+        super().__init__(f"cannot write {path}: {reason} (free some space, fix the permissions, or choose another "
+                         f"folder)")
+
+
+def make_folder(folder) -> Path:
+    """`mkdir -p`, with a one-line error when a file stands in the way or the parent is read-only."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"cannot create the folder {folder}: a file of that name (or above it) is in the "
+                         f"way; choose another path") from None
+    except NotADirectoryError:
+        raise UsageError(f"cannot create the folder {folder}: a part of that path is a file, not a folder; "
+                         f"choose another path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create the folder {folder}: {exc.strerror or type(exc).__name__}") from None
+    return folder
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Delete the temporary files that a killed `atomic_write` left in `folder` (`.NAME.XXXX.tmp`)."""
+    removed = []
+    for stale in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -37,7 +87,7 @@ def staged_dir(target, prefix: str = ".staging-") -> Iterator[Path]:
     A kill or an error leaves no half-built `target`; an existing `target` is replaced only at the end.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         yield staging

@@ -1,6 +1,8 @@
 """`cifar-lab data download|synthetic`: fetch the real datasets or write the synthetic stand-in."""
 from __future__ import annotations
 
+import sys
+
 from ..data import cifar, synthetic
 from ..errors import UsageError
 from . import data_imagenet
@@ -36,12 +38,18 @@ def download(args) -> int:
     if args.dataset not in cifar.SPECS:
         raise UsageError(f"unknown dataset '{args.dataset}'; choose one of: {', '.join(cifar.SPECS)}")
     spec = cifar.SPECS[args.dataset]
-    if cifar.is_extracted(spec, args.root):
-        print(f"{spec.name} is already at {args.root}/{spec.folder}; nothing to do")
-        return 0
-    folder = cifar.download(spec, args.root, url=args.url, md5=args.md5)
+    present = cifar.is_extracted(spec, args.root)
+    # The byte counter is for people watching a terminal; in a log or a pipe its carriage-return lines would
+    # bury the one line that says what went wrong.
+    folder = cifar.download(spec, args.root, url=args.url, md5=args.md5, progress=sys.stderr.isatty())
+    # Parsing both splits checks the files' contents, not only their names: a malformed folder is a DataError
+    # naming the file and the fix, never reported as present.
     train, test = cifar.load_split(spec, args.root, True), cifar.load_split(spec, args.root, False)
-    print(f"{spec.name}: {len(train)} train + {len(test)} test images, {len(train.class_names)} classes in {folder}")
+    counts = f"{len(train)} train + {len(test)} test images, {len(train.class_names)} classes"
+    if present:
+        print(f"{spec.name} is already at {folder} ({counts}, checked); nothing to do")
+    else:
+        print(f"{spec.name}: {counts} in {folder}")
     return 0
 
 

@@ -5,7 +5,6 @@ from ..config import from_dict, parse_assignments, apply_overrides
 from ..data import registry as data_registry
 from ..engine import checkpoint, evaluate
 from ..engine.runtime import autocast, resolve_device, resolve_precision
-from ..errors import UsageError
 from .report import write_json
 
 

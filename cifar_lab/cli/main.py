@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"cifar-lab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path the library did not anticipate: still one line, naming it
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cifar-lab {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("cifar-lab: interrupted (checkpoints on disk are complete: they are written atomically)",
               file=sys.stderr)

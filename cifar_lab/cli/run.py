@@ -17,7 +17,9 @@ def register(sub) -> None:
                     "metrics file the notebook writes (DIR/metrics.json) are kept in DIR;\nthe notebook's "
                     "`out_dir` parameter is set to DIR (as an absolute path).",
         epilog="Parameter names must be ones the notebook's `parameters` cell defines; values are read like "
-               "YAML\nscalars (3 -> int, 0.1 -> float, true -> bool, null/None -> None, anything else -> text).\n\n"
+               "YAML\nscalars (3 -> int, 0.1 -> float, true -> bool, null/None -> None, anything else -> text).\n"
+               "A parameter whose default is a bool, an int or a float (smoke: a bool) only takes a value of that\n"
+               "type; an int is a valid float.\n\n"
                "examples:\n"
                "  cifar-lab run notebooks/01_cifar10_data.md --out runs/01 -p smoke true\n"
                "  cifar-lab run notebooks/02_cifar10_resnet18.md --out runs/r18-30ep -p smoke false -p epochs 30\n"

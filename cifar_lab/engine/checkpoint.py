@@ -1,6 +1,7 @@
 """Checkpoints with the full training state, written atomically (temporary file, fsync, rename)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -10,7 +11,11 @@ from ..io import atomic_write
 
 
 def save(path, state: dict) -> None:
-    atomic_write(path, lambda handle: torch.save(state, handle))
+    """Write a checkpoint atomically. It is serialised in memory first, so that a full disk shows up as the
+    operating system's error on the write (one line), not as an error deep inside torch's zip writer."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def load(path, map_location="cpu") -> dict:

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from .. import models
 from ..config import TrainConfig, from_dict, save_json, validate
 from ..data import registry as data_registry
 from ..data.bundle import DataBundle
-from ..errors import UsageError
-from ..io import atomic_write_text
+from ..errors import TrainingDiverged, UsageError
+from ..io import atomic_write_text, make_folder, remove_stale_temporaries
 from ..measure import sync
 from . import checkpoint
 from .evaluate import evaluate
@@ -116,6 +117,7 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> R
             raise UsageError(f"--resume: {last} does not exist; start the run without --resume")
         state = checkpoint.load(last)
         config = from_dict(state["config"])
+        check_same_run(out, config)
     validate(config)
 
     device = resolve_device(config.device)
@@ -137,8 +139,12 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> R
     step = make_step(config, runner, optimizer, scaler, device, precision, scheduler, planned)
     run = Run(config, out, device, precision, data, model, runner, optimizer, scheduler, scaler, step, generator)
     if state is not None:
-        model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UsageError(f"--resume: {out / 'last.pt'} holds weights that do not fit its own config "
+                             f"(model {config.model}); it is not a checkpoint this run can continue") from None
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -149,9 +155,29 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> R
         run.trained_seconds = state.get("trained_seconds", 0.0)
         run.earlier_wall = state.get("wall_seconds", 0.0)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
+        remove_stale_temporaries(out)  # what a kill during a checkpoint write left behind
         save_json(config, out / "config.json")
     return run
+
+
+def check_same_run(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume when `last.pt` belongs to another run than the folder's config.json says."""
+    recorded = out / "config.json"
+    if not recorded.is_file():
+        return
+    try:
+        folder = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"--resume: {recorded} cannot be read as JSON; the folder does not hold a complete "
+                         f"run") from None
+    mine = {key: folder.get(key) for key in ("preset", "model", "dataset")}
+    theirs = {key: getattr(config, key) for key in mine}
+    if mine != theirs:
+        raise UsageError(f"--resume: {out / 'last.pt'} was written by a run of preset {theirs['preset']!r}, model "
+                         f"{theirs['model']!r}, dataset {theirs['dataset']!r}, but {recorded} is for preset "
+                         f"{mine['preset']!r}, model {mine['model']!r}, dataset {mine['dataset']!r}; resume in the "
+                         f"folder of that run or start a new one with another --out")
 
 
 def train_one_epoch(run: Run, epoch: int) -> dict:
@@ -162,7 +188,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
     sync(device)
     epoch_start = time.perf_counter()
     bar = tqdm(run.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=not config.progress, dynamic_ncols=True)
+               disable=None if config.progress else True, dynamic_ncols=True)  # no bar in pipes
     for batch_index, (images, labels) in enumerate(bar):
         step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
         if config.progress and (batch_index + 1) % config.log_every == 0:
@@ -228,8 +254,15 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
     out = Path(out_dir) if out_dir is not None else None
     run = setup(config, out, resume)
     stop_reason = "completed"
+    diverged = None
     for epoch in range(run.start_epoch, run.config.epochs):
         row = train_one_epoch(run, epoch)
+        # The loss is computed in fp32 from the logits. With fp16, GradScaler skips the steps whose scaled
+        # gradients overflow and lowers its scale; those never make the loss itself NaN or inf, so a
+        # non-finite loss here is divergence, not loss scaling at work.
+        if not math.isfinite(row["train_loss"]):
+            diverged, stop_reason = row, "diverged"
+            break
         run.history.append(row)
         improved = row["test_acc"] > run.best_acc
         if improved:
@@ -240,21 +273,31 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
             tqdm.write(_epoch_line(row, run.config.epochs))
         stop_reason = _stop_reason(run.config, epoch + 1, row["test_acc"], run.since_best, run.trained_seconds)
         if out is not None:
-            write_metrics_csv(out / "metrics.csv", run.history)
+            # Checkpoints first: metrics.csv never lists an epoch whose checkpoint failed to be written.
             if run.config.save_checkpoints:
                 save_checkpoints(run, epoch, improved)
+            write_metrics_csv(out / "metrics.csv", run.history)
         if on_epoch_end is not None:
             on_epoch_end(row)
         if stop_reason != "completed":
             break
 
     summary = summarize(run, stop_reason)
+    if diverged is not None:
+        summary.update(diverged_epoch=diverged["epoch"], diverged_loss=str(diverged["train_loss"]),
+                       diverged_lr=diverged["lr"])
     extra = run.step.artifacts(out)
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-        if run.evaluation:
+        if run.evaluation and diverged is None:
             report = evaluation_report(run.evaluation, run.data)
             atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    if diverged is not None:
+        kept = f"; {out / 'last.pt'} still holds epoch {diverged['epoch'] - 1}" if out and run.history else ""
+        raise TrainingDiverged(
+            f"training diverged in epoch {diverged['epoch']}: the training loss is {diverged['train_loss']} at "
+            f"learning rate {diverged['lr']:g}; the usual causes are a learning rate too high for this model and "
+            f"batch size, no warm-up, or broken input data{kept}")
     return RunResult(summary, run.history, run.model, run.data, run.evaluation, run.config, out, extra)
 
 

@@ -1,0 +1,163 @@
+"""`cifar-lab run` faults: mistyped parameter values, an --out that cannot be a folder, the number of the failing
+cell, and the Jupyter kernel's own chatter on stderr. Each is one line on stderr, no traceback, and a known state
+on disk. Notebooks that execute are tiny temporary ones."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from cifar_lab.cli import main
+from cifar_lab.runner import _forward_kernel_stderr, check_parameters, default_type, source_code_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+RESNET_NOTEBOOK = ROOT / "notebooks" / "02_cifar10_resnet18.md"
+
+FRONT_MATTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+PARAMETERS = """from cifar_lab.notebook import smoke_default
+
+out_dir = "x"
+steps = 3
+rate = 0.5
+verbose = True
+smoke = smoke_default()
+label = "a"
+extra = None
+"""
+
+
+def write_notebook(folder: Path, *code_cells: str, name: str = "tiny.md") -> Path:
+    """A MyST notebook: a parameters cell, then each code cell after a line of markdown."""
+    parts = [FRONT_MATTER, f"```{{code-cell}} ipython3\n:tags: [parameters]\n\n{PARAMETERS}```\n"]
+    for number, source in enumerate(code_cells, start=2):
+        parts.append(f"\n+++\n\nText before code cell {number}.\n\n```{{code-cell}} ipython3\n{source}\n```\n")
+    path = folder / name
+    path.write_text("".join(parts))
+    return path
+
+
+def cifar_lab(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "cifar_lab", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+# 1. typed defaults
+
+@pytest.mark.parametrize("default, expected", [
+    ("3", int), ("10_000", int), ("-2", int), ("0.5", float), ("1e-3", float), ("True", bool), ("False", bool),
+    ("smoke_default()", bool), ("notebook.smoke_default()", bool), ("None", None), ('"auto"', None),
+    ("[16, 32]", None), ('os.environ.get("CIFAR_LAB_DATA", "../data")', None), ("max(1, 2)", None),
+])
+def test_default_type_comes_from_literals_and_known_helpers(default, expected):
+    assert default_type(default) is expected
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("steps", "maybe", "an int"), ("steps", "0.5", "an int"), ("steps", "true", "an int"),
+    ("rate", "fast", "a number"), ("verbose", "1", "a bool"), ("smoke", "maybe", "a bool"),
+])
+def test_value_of_the_wrong_type_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, name, value, words):
+    notebook = write_notebook(tmp_path, "print(steps)")
+    out = tmp_path / "never"
+    assert main(["run", str(notebook), "--out", str(out), "-p", name, value]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"parameter {name} " in line and words in line and value in line, line
+    assert not out.exists()
+
+
+def test_values_of_the_default_type_are_accepted(tmp_path):
+    notebook = write_notebook(tmp_path, "print(steps)")
+    given = {"steps": 7, "rate": 2, "verbose": False, "smoke": True, "label": 5, "extra": [1, 2]}
+    check_parameters(notebook, jupytext.read(notebook), given)  # an int for the float `rate`; None takes anything
+    check_parameters(notebook, jupytext.read(notebook), {"rate": 0.25, "label": "b", "extra": "text"})
+
+
+def test_resnet_smoke_maybe_is_refused_before_anything_runs(tmp_path):
+    done = cifar_lab("run", RESNET_NOTEBOOK, "--out", "R", "-p", "smoke", "maybe", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_line(done.stderr)
+    assert line.startswith("cifar-lab run: error:") and "smoke" in line and "bool" in line, line
+    assert not (tmp_path / "R").exists() and done.stdout == ""
+
+
+# 2. --out under a file
+
+def test_out_under_a_regular_file_is_one_line_exit_2(tmp_path):
+    notebook = write_notebook(tmp_path, "print(steps)")
+    (tmp_path / "file").write_text("keep me\n")
+    done = cifar_lab("run", notebook, "--out", "file/sub", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_line(done.stderr)
+    assert "--out" in line and "file" in line and "not a folder" in line, line
+    assert (tmp_path / "file").read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "tiny.md"]
+
+
+# 3. the number of the failing cell
+
+def test_failing_cell_is_numbered_as_in_the_md_and_in_the_executed_notebook(tmp_path):
+    notebook = write_notebook(tmp_path, "x = steps", "raise ValueError(f'boom {x}')")
+    done = cifar_lab("run", notebook, "--out", "out", "-p", "steps", "5", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    line = one_line(done.stderr)
+    assert "failed in code cell 3 " in line and "ValueError: boom 5" in line, line
+    source_cells = [c for c in jupytext.read(notebook).cells if c.cell_type == "code"]
+    assert "raise ValueError" in source_cells[3 - 1].source   # code cell 3 of the .md is the one that raised
+    executed = tmp_path / "out" / "tiny.ipynb"
+    assert f"{executed}, cell [4]" in line, line               # papermill's injected cell comes before it
+    failed = [c for c in nbformat.read(executed, as_version=4).cells
+              if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)]
+    assert len(failed) == 1 and failed[0].execution_count == 4 and "raise ValueError" in failed[0].source
+
+
+def test_notebook_already_holding_an_injected_cell_keeps_its_numbering():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("out_dir = 'x'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("out_dir = 'y'", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ])
+    assert source_code_cell(nb, 3) == 3  # papermill replaced the injected cell in place
+    fresh = nbformat.v4.new_notebook(cells=[nb.cells[0], nb.cells[2], nb.cells[3]])
+    assert source_code_cell(fresh, 1) is None and source_code_cell(fresh, 3) == 2
+
+
+# 4. the kernel's own chatter
+
+def test_kernel_transport_warning_does_not_reach_stderr(tmp_path):
+    notebook = write_notebook(tmp_path, "print(steps)")
+    done = cifar_lab("run", notebook, "--out", "out", "-p", "steps", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "without encryption" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert done.stderr.strip() == ""
+    assert (tmp_path / "out" / "tiny.ipynb").is_file()
+
+
+def test_other_kernel_stderr_still_comes_through(capsys):
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All of it.\n"
+                        b"a real problem\n"
+                        b"[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n")
+    os.close(write_end)
+    _forward_kernel_stderr(read_end)
+    assert capsys.readouterr().err == "a real problem\n"
