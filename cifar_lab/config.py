@@ -36,8 +36,10 @@ class ASTConfig:
     fallback_samples: int = 2     # trained on when nothing passes the gate
     energy_active: float = 1.0    # the AST paper's energy model
     energy_skipped: float = 0.01
-    pack: bool = False            # pack selected samples of several scoring batches into full batches
+    pack: bool = True             # pack selected samples of several scoring batches into full training batches
+                                  # (false: one small step per scoring batch, the AST paper's variant)
     selection: str = "gate"       # "gate" (AST) or "random" (random subset at the target rate; a baseline)
+    record_scores: int = 0        # keep the scores of this many full AST batches (ast_scores.pt), for replay
 
 
 @dataclass

@@ -38,11 +38,13 @@ def test_resume_in_the_middle_of_an_ast_run_gives_the_uninterrupted_weights(tmp_
     assert [r["ast_phase"] for r in full.history] == ["dense", "ast", "ast"]
 
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
-    for key in ("activation_rate", "energy_savings", "compute_vs_dense", "threshold_mean", "fallback_batches",
-                "ast_train_seconds", "run_compute_vs_dense", "ast_kp", "ast_ki", "ast_target"):
+    for key in ("activation_rate", "energy_savings_seed_formula", "compute_vs_dense_model", "compute_vs_dense_flops",
+                "threshold_mean", "fallback_batches",
+                "ast_train_seconds", "run_compute_vs_dense_model", "ast_kp", "ast_ki", "ast_target"):
         assert key in summary
     header = (tmp_path / "full" / "metrics.csv").read_text().splitlines()[0].split(",")
-    for column in ("activation_rate", "threshold_mean", "energy_savings", "compute_vs_dense", "fallback_batches"):
+    for column in ("activation_rate", "threshold_mean", "energy_savings_seed_formula", "compute_vs_dense_model",
+                   "compute_vs_dense_flops", "fallback_batches"):
         assert column in header
     trace = (tmp_path / "full" / "ast_trace.csv").read_text().splitlines()
     assert trace[0] == "epoch,batch,phase,theta,rate,ema,integral" and len(trace) == 1 + 2 * 5  # AST epochs only

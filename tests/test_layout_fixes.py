@@ -103,7 +103,7 @@ def test_with_gradient_accumulation_the_schedule_steps_once_per_optimizer_step(s
 
 def test_sparse_step_keeps_its_own_counts_during_an_epoch():
     torch.manual_seed(0)
-    config = TrainConfig(batch_size=32, ast=ASTConfig(enabled=True, target=0.25))
+    config = TrainConfig(batch_size=32, ast=ASTConfig(enabled=True, target=0.25, pack=False))
     model = models.build("simple_cnn")
     step = SparseStep(model, torch.optim.SGD(model.parameters(), lr=0.01), None, config, torch.device("cpu"), "fp32")
     step.start_epoch(0)

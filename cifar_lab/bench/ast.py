@@ -1,21 +1,22 @@
 """`cifar-lab bench ast --model NAME`: seconds per epoch of AST training against dense training, same run.
 
-Both paths are the engine's own steps (`SparseStep` with the scoring pass, gate and controller, and
-`DenseStep`), on the same model architecture and initial weights, the same optimizer and the same
-device-resident synthetic batches; they alternate `--repeats` times and the medians are kept. An "epoch"
-here is `--batches` batches (a short subset, so that a CPU run takes a minute, not an hour); the ratio
-AST / dense is what carries over to full epochs.
+Four paths, each the engine's own step on its own copy of the same initial model, with the same optimizer
+settings and the same device-resident synthetic batches: dense (`DenseStep`); AST with packing (`SparseStep`,
+`ast.pack=true`, the selected samples of several scoring batches trained as full batches - what the presets
+use); AST unpacked (`ast.pack=false`, one small optimizer step per scoring batch, the AST paper's variant);
+and a random subset at the target rate (packed, no scoring pass). They take turns `--repeats` times, so
+drift in the machine's load hits all four, and each ratio to dense is reported as the median over the
+repeats with its min and max. An "epoch" here is `--batches` batches (a short subset, so that a CPU run takes
+a minute, not an hour); the ratios are what carries over to full epochs.
 
-Before timing, the controller's threshold is set at the (1 - target) quantile of one batch's scores and a
-few AST batches run untimed, so the timed batches run at the target rate rather than through the
-controller's start-up transient (which `cifar-lab train` and notebook 03 show).
+Before timing, each AST path's threshold is set at the (1 - target) quantile of one batch's scores and a few
+AST batches run untimed, so the timed batches run at the target rate rather than through the controller's
+start-up transient (which `cifar-lab train` and notebook 03 show).
 
-Expected: with a scoring forward (1 unit per sample) and training steps (3 units per active sample),
-compute at a 10 % target is (1 + 0.3) / 3 ≈ 0.43 of dense. By default the selected samples are packed
-into full training batches (`ast.pack`): a training step on a dozen samples costs almost as much wall-clock
-as one on 128 on a CPU (bf16 backward has a large fixed cost per step), so without packing (`--no-pack`,
-one small step per scoring batch) AST saves little time there. On a CPU the no-grad scoring forward is also
-much cheaper than a third of a training step, so the packed ratio can land well below 0.43.
+The compute model says (1 + 3 x 0.1) / 3 = 0.43 of dense at a 10 % target; the FLOPs counted on the real
+model give `compute_vs_dense_flops`. Wall-clock differs from both: without packing a training step on a
+dozen samples costs almost as much as one on 128 on many machines (a fixed cost per step), and on a CPU the
+no-grad scoring forward is cheaper than a third of a training step.
 """
 from __future__ import annotations
 
@@ -39,18 +40,22 @@ from ..sparse.score import score_batch
 from . import check_model_and_precision
 
 
+PATHS = ("dense", "packed", "unpacked", "random")
+
+
 def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128, batches: int = 10,
-        repeats: int = 3, target: float = 0.10, gains: str = "tuned", pack: bool = True, precision: str = "auto",
+        repeats: int = 3, target: float = 0.10, gains: str = "tuned", precision: str = "auto",
         device: str = "auto", data_root: str = "data") -> dict:
-    """Seconds per epoch of AST and dense training, alternated `repeats` times; medians and their ratio."""
+    """Seconds per epoch of the four paths, alternated `repeats` times; medians and ratios to dense."""
     check_model_and_precision(model, precision)
     if min(classes, batch_size, batches, repeats) < 1:
         raise UsageError("--classes, --batch-size, --batches and --repeats must be positive")
-    config = TrainConfig(batch_size=batch_size, grad_accum=1, channels_last=True, seed=0,
-                         ast=ASTConfig(enabled=True, target=target, gains=gains, pack=pack))
-    validate_ast(config)
-    if pack:  # at least one full packed training batch per timed epoch
-        batches = max(batches, math.ceil(1.0 / target))
+    configs = {
+        "packed": _config(batch_size, target, gains, pack=True, selection="gate"),
+        "unpacked": _config(batch_size, target, gains, pack=False, selection="gate"),
+        "random": _config(batch_size, target, gains, pack=True, selection="random"),
+    }
+    batches = max(batches, math.ceil(1.0 / target))  # at least one full packed training batch per epoch
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
 
@@ -64,16 +69,14 @@ def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128,
     stream = _endless(loader)
 
     torch.manual_seed(0)
-    dense_model = models.build(model, num_classes=classes).to(device, memory_format=torch.channels_last)
-    ast_model = models.build(model, num_classes=classes).to(device, memory_format=torch.channels_last)
-    ast_model.load_state_dict(dense_model.state_dict())
-    scaler = (lambda: torch.amp.GradScaler(device.type)) if precision == "fp16" else (lambda: None)
-    dense = DenseStep(dense_model, torch.optim.SGD(dense_model.parameters(), lr=0.01, momentum=0.9), scaler(),
-                      config, device, precision)
-    sparse = SparseStep(ast_model, torch.optim.SGD(ast_model.parameters(), lr=0.01, momentum=0.9), scaler(),
-                        config, device, precision)
+    initial = models.build(model, num_classes=classes).state_dict()
+    steps = {"dense": _step(DenseStep, model, classes, initial, configs["packed"], device, precision)}
+    for name, config in configs.items():
+        steps[name] = _step(SparseStep, model, classes, initial, config, device, precision)
+        if name != "random":
+            _settle_threshold(steps[name], next(stream), target)
 
-    def epoch(step, count: int) -> float:
+    def epoch(step, count: int) -> tuple[float, dict]:
         step.start_epoch(0)
         sync(device)
         start = time.perf_counter()
@@ -81,29 +84,48 @@ def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128,
             step.train_batch(*next(stream))
         row = step.end_epoch()  # waits for the queued work (and flushes a packing buffer)
         sync(device)
-        epoch.last_row = row
-        return time.perf_counter() - start
+        return time.perf_counter() - start, row
 
-    _settle_threshold(sparse, next(stream), target)
-    epoch(dense, 2)   # warm-up: allocator, kernel choice, the sparse path's odd batch sizes
-    epoch(sparse, 3)
-    dense_runs, ast_runs, rates, computes = [], [], [], []
+    for name in PATHS:  # warm-up: allocator, kernel choice, the sparse paths' odd batch sizes
+        epoch(steps[name], 3)
+    seconds = {name: [] for name in PATHS}
+    rows = {}
     for _ in range(repeats):
-        dense_runs.append(epoch(dense, batches))
-        ast_runs.append(epoch(sparse, batches))
-        rates.append(epoch.last_row["activation_rate"])
-        computes.append(epoch.last_row["compute_vs_dense"])
-    dense_s, ast_s = statistics.median(dense_runs), statistics.median(ast_runs)
-    result = {
-        "benchmark": "ast", "model": model, "ast_epoch_s": ast_s, "dense_epoch_s": dense_s,
-        "ratio": ast_s / dense_s, "ratio_spread": spread(a / d for a, d in zip(ast_runs, dense_runs)),
-        "activation_rate": statistics.mean(rates),
-        "compute_vs_dense": statistics.mean(computes), "target": target, "gains": gains,
-        "pack": pack, "batches_per_epoch": batches, "batch_size": batch_size,
-        "ast_runs": ast_runs, "dense_runs": dense_runs, "repeats": repeats, "device": str(device),
-        "precision": precision, "channels_last": True, "torch_threads": torch.get_num_threads(),
-    }
+        for name in PATHS:
+            elapsed, rows[name] = epoch(steps[name], batches)
+            seconds[name].append(elapsed)
+    result = {"benchmark": "ast", "model": model, "target": target, "gains": gains, "batches_per_epoch": batches,
+              "batch_size": batch_size, "repeats": repeats, "device": str(device), "precision": precision,
+              "channels_last": True, "torch_threads": torch.get_num_threads(), "paths": {}}
+    for name in PATHS:
+        row = rows[name]
+        result["paths"][name] = {
+            "epoch_s": statistics.median(seconds[name]), "runs_s": seconds[name],
+            "optimizer_steps": row["optimizer_steps"], "samples_trained": row["samples_trained"],
+            "activation_rate": row.get("activation_rate", 1.0),
+            "compute_vs_dense_model": row.get("compute_vs_dense_model", 1.0),
+            "compute_vs_dense_flops": row.get("compute_vs_dense_flops", 1.0),
+        }
+        if name != "dense":
+            result[f"ratio_{name}"] = spread(s / d for s, d in zip(seconds[name], seconds["dense"]))
+    result["ratio"] = result["ratio_packed"]["median"]  # the presets' mode
     return result
+
+
+def _config(batch_size: int, target: float, gains: str, pack: bool, selection: str) -> TrainConfig:
+    config = TrainConfig(batch_size=batch_size, grad_accum=1, channels_last=True, seed=0,
+                         ast=ASTConfig(enabled=True, target=target, gains=gains, pack=pack, selection=selection))
+    validate_ast(config)
+    return config
+
+
+def _step(kind, model: str, classes: int, initial: dict, config: TrainConfig, device, precision: str):
+    network = models.build(model, num_classes=classes)
+    network.load_state_dict(initial)
+    network = network.to(device, memory_format=torch.channels_last)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
+    return kind(network, optimizer, scaler, config, device, precision)
 
 
 def _endless(loader):

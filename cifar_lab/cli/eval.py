@@ -1,6 +1,7 @@
-"""`cifar-lab eval`: top-1 and top-5 of a checkpoint on its dataset's test split."""
+"""`cifar-lab eval`: top-1 and top-5 of a checkpoint on its dataset's test split, and where it came from."""
 from __future__ import annotations
 
+from .. import provenance
 from ..config import from_dict, parse_assignments, apply_overrides
 from ..data import registry as data_registry
 from ..engine import checkpoint, evaluate
@@ -36,5 +37,10 @@ def run(args) -> int:
         report["superclass_top1"] = result["superclass_top1"]
         line += f", superclass top-1 {result['superclass_top1']:.4f}"
     print(line)
+    # Where the checkpoint came from: the commit, the software and the hardware that trained it.
+    environment = state.get("environment")
+    report["environment"] = environment
+    for detail in provenance.describe(environment):
+        print(f"  {detail}")
     write_json(args.json, report)
     return 0

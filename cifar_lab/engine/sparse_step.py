@@ -25,6 +25,7 @@ only when it may hold a full training batch (about once per optimizer step). `as
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
@@ -33,20 +34,22 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..io import atomic_write_text
+from ..io import atomic_write, atomic_write_text
 from ..sparse.config import resolved_gains
 from ..sparse.controller import PIController
 from ..sparse.score import score_batch
 from .steps import DenseStep
 
-# Forward-pass equivalents: a training step (forward + backward) costs about three forwards.
+# The forward-pass-equivalent model of compute: a training step (forward + backward) costs about three
+# forwards. `compute_vs_dense_model` uses it; `compute_vs_dense_flops` counts the real model's FLOPs instead.
 FORWARD_COST, TRAIN_COST = 1.0, 3.0
+FLOP_COUNT_SAMPLES = 8   # FLOPs grow linearly with the batch: a few samples give the per-sample counts
 TRACE_COLUMNS = ("theta", "rate", "ema", "integral")
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
 class SparseStep(DenseStep):
-    def __init__(self, model, optimizer, scaler, config, device, precision, scheduler=None, planned_steps=None):
+    def __init__(self, model, optimizer, scaler, config, device, precision, scheduler=None, batches_per_epoch=None):
         self.ast = config.ast
         self.controller = PIController.from_config(config.ast, device)
         # Own random stream (fallback picks, random-subset baseline, sigmoid gate), saved in checkpoints.
@@ -55,7 +58,9 @@ class SparseStep(DenseStep):
         self.trace: list[dict] = []   # per epoch: {"epoch", "phase", "values": [batches, 4] CPU tensor}
         self.dropouts = [m for m in model.modules() if isinstance(m, _DROPOUT)]
         self.buffer_images = self.buffer_labels = None
-        super().__init__(model, optimizer, scaler, config, device, precision, scheduler, planned_steps)
+        self.flops_per_sample: dict | None = None   # {"forward", "train"}: counted once, on the first AST batch
+        self.recorded_scores: list[torch.Tensor] = []  # the first `ast.record_scores` full batches' scores
+        super().__init__(model, optimizer, scaler, config, device, precision, scheduler, batches_per_epoch)
 
     # ---- epoch bookkeeping -------------------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> None:
@@ -67,7 +72,7 @@ class SparseStep(DenseStep):
         zero = lambda dtype=torch.long: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
         self.active, self.fallbacks = zero(), zero()
         self.theta_sum = zero(torch.float32)
-        self.scored = self.batches = self.host_syncs = 0
+        self.scored = self.host_syncs = 0
         self.trace_rows: list[torch.Tensor] = []
         self.fill = zero()
         self.fill_upper = 0            # host-side bound on the buffer fill since the last read
@@ -76,26 +81,29 @@ class SparseStep(DenseStep):
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         batch = labels.shape[0]
         self.scored += batch
-        self.batches += 1
+        self.batches_seen += 1
         if self.dense_epoch:
             self.optimize(images, labels)
             self.active += batch
             return
+        if self.flops_per_sample is None:
+            self.flops_per_sample = count_flops_per_sample(self.model, images, labels, self.criterion, self.autocast)
         theta = self.controller.theta
         if self.ast.selection == "random":
-            # Fixed-size random subset at the target rate: no scoring pass, no controller, no host sync.
+            # Fixed-size random subset at the target rate: no scoring pass, no controller.
             count = max(1, round(self.ast.target * batch))
             index = torch.randperm(batch, device=self.device, generator=self.generator)[:count]
+            mask = torch.zeros(batch, dtype=torch.bool, device=self.device).index_fill_(0, index, True)
             self.active += count
             self._record(theta, torch.tensor(count / batch, device=self.device))
-            self.optimize(images[index], labels[index])
-            return
-        mask = self._gate(images, labels, theta)
-        count = mask.sum()
-        rate = count.float() / batch
-        self.controller.update(rate)
-        self.active += count
-        self._record(theta, rate)
+        else:
+            mask = self._gate(images, labels, theta)
+            count = mask.sum()
+            rate = count.float() / batch
+            # A short last batch moves the EMA in proportion to its size, not as much as a full one.
+            self.controller.update(rate, weight=batch / self.config.batch_size)
+            self.active += count
+            self._record(theta, rate)
         if self.ast.pack:
             self._pack(images, labels, mask, count)
         else:
@@ -115,6 +123,8 @@ class SparseStep(DenseStep):
             for module in self.dropouts:
                 module.train()
         scores, _ = score_batch(logits, labels, images, self.ast.loss_weight, self.ast.intensity_weight)
+        if len(self.recorded_scores) < self.ast.record_scores and batch == self.config.batch_size:
+            self.recorded_scores.append(scores.detach().to("cpu", torch.float16))  # a host sync, while recording
         if self.ast.gate == "sigmoid":
             probability = torch.sigmoid((scores - theta) / self.ast.temperature)
             mask = torch.rand(batch, device=self.device, generator=self.generator) < probability
@@ -186,7 +196,8 @@ class SparseStep(DenseStep):
         values = torch.stack(self.trace_rows).float().cpu() if self.trace_rows else torch.zeros(0, 4)
         phase = "dense" if self.dense_epoch else "ast"
         self.trace.append({"epoch": self.epoch + 1, "phase": phase, "values": values})
-        row.update(account(scored, active, trained, scoring_pass, self.ast.energy_active, self.ast.energy_skipped))
+        row.update(account(scored, active, trained, scoring_pass, self.ast.energy_active, self.ast.energy_skipped,
+                           self.flops_per_sample))
         row.update(
             ast_phase=phase,
             threshold_mean=float(values[:, 0].mean()) if len(values) else float(self.controller.theta),
@@ -194,7 +205,7 @@ class SparseStep(DenseStep):
             activation_ema=float(self.controller.ema),
             integral=float(self.controller.integral),
             fallback_batches=int(self.fallbacks),
-            host_syncs=self.batches if (scoring_pass and not self.ast.pack) else self.host_syncs,
+            host_syncs=self.batches_seen if not self.ast.pack else self.host_syncs,
         )
         return row
 
@@ -203,28 +214,33 @@ class SparseStep(DenseStep):
         kp, ki = resolved_gains(self.ast)
         out = super().summary(history)
         out.update({"ast_target": self.ast.target, "ast_gains": self.ast.gains, "ast_kp": kp, "ast_ki": ki,
-               "ast_selection": self.ast.selection, "ast_gate": self.ast.gate, "ast_pack": self.ast.pack,
-               "ast_epochs": len(ast_rows), "dense_epochs_done": len(history) - len(ast_rows)})
+                    "ast_selection": self.ast.selection, "ast_gate": self.ast.gate, "ast_pack": self.ast.pack,
+                    "ast_epochs": len(ast_rows), "dense_epochs_done": len(history) - len(ast_rows)})
+        if self.flops_per_sample is not None:
+            out.update(flops_per_sample_forward=self.flops_per_sample["forward"],
+                       flops_per_sample_train=self.flops_per_sample["train"])
         if ast_rows:
             total = account(sum(r["scored_samples"] for r in ast_rows), sum(r["active_samples"] for r in ast_rows),
                             sum(r["samples_trained"] for r in ast_rows), self.ast.selection == "gate",
-                            self.ast.energy_active, self.ast.energy_skipped)
+                            self.ast.energy_active, self.ast.energy_skipped, self.flops_per_sample)
             out.update(total)
-            out["compute_savings"] = 1.0 - total["compute_vs_dense"]
             out["threshold_mean"] = sum(r["threshold_mean"] for r in ast_rows) / len(ast_rows)
             out["threshold_final"] = ast_rows[-1]["threshold_final"]
             out["fallback_batches"] = sum(r["fallback_batches"] for r in ast_rows)
             out["ast_train_seconds"] = sum(r["epoch_seconds"] for r in ast_rows)
-            # The whole run, dense warm-up epochs included, against dense training of as many epochs.
-            run_units = sum(r["compute_vs_dense"] * r["scored_samples"] for r in history)
-            out["run_compute_vs_dense"] = run_units / max(1, sum(r["scored_samples"] for r in history))
+            # The whole run, dense epochs included, against dense training of as many epochs.
+            scored_all = max(1, sum(r["scored_samples"] for r in history))
+            for key in ("compute_vs_dense_model", "compute_vs_dense_flops"):
+                if all(r.get(key) is not None for r in history):
+                    out[f"run_{key}"] = sum(r[key] * r["scored_samples"] for r in history) / scored_all
         return out
 
     # ---- checkpoint state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state = super().state_dict()
         state.update(controller=self.controller.state_dict(), ast_started=self.ast_started,
-                     generator=self.generator.get_state(), trace=self.trace)
+                     generator=self.generator.get_state(), trace=self.trace, flops_per_sample=self.flops_per_sample,
+                     recorded_scores=self.recorded_scores)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -234,6 +250,8 @@ class SparseStep(DenseStep):
             self.ast_started = state["ast_started"]
             self.generator.set_state(state["generator"])
             self.trace = list(state.get("trace", []))
+            self.flops_per_sample = state.get("flops_per_sample")
+            self.recorded_scores = list(state.get("recorded_scores", []))
 
     # ---- per-batch trace: RunResult.extra["ast_trace"] and ast_trace.csv in the run folder ----------------
     def trace_table(self) -> dict[str, list]:
@@ -248,25 +266,67 @@ class SparseStep(DenseStep):
         return table
 
     def artifacts(self, out_dir) -> dict:
+        """The per-batch trace (ast_trace.csv) and, with `ast.record_scores`, the recorded score stream
+        (ast_scores.pt: a float16 [batches, batch size] tensor that `sparse.sim` can replay)."""
         table = self.trace_table()
+        extra = {"ast_trace": table}
+        if self.recorded_scores:
+            extra["ast_scores"] = torch.stack(self.recorded_scores)
         if out_dir is not None:
             buffer = io.StringIO()
             writer = csv.writer(buffer)
             writer.writerow(table.keys())
             writer.writerows(zip(*table.values()))
             atomic_write_text(Path(out_dir) / "ast_trace.csv", buffer.getvalue())
-        return {"ast_trace": table}
+            if "ast_scores" in extra:
+                atomic_write(Path(out_dir) / "ast_scores.pt", lambda handle: torch.save(extra["ast_scores"], handle))
+        return extra
 
 
 def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_active: float = 1.0,
-            energy_skipped: float = 0.01) -> dict:
-    """Activation rate, the AST paper's energy savings, and compute relative to dense training (forward-pass
-    equivalents: the scoring forward costs 1 per scored sample, a training step 3 per trained sample)."""
+            energy_skipped: float = 0.01, flops_per_sample: dict | None = None) -> dict:
+    """Activation rate and compute relative to dense training of the same samples, three ways:
+
+    - `energy_savings_seed_formula`: the AST paper's formula (1 per active sample, 0.01 per skipped one),
+      which leaves out the scoring pass;
+    - `compute_vs_dense_model`: forward-pass equivalents, 1 per scored sample for the scoring forward and 3
+      per trained sample for a training step;
+    - `compute_vs_dense_flops`: the same with the model's FLOPs per sample as counted by
+      `torch.utils.flop_counter` (None until they have been counted; exact without a scoring pass).
+    """
     scored = max(1, scored)
     skipped = scored - active
     energy = active * energy_active + skipped * energy_skipped
-    compute = (FORWARD_COST * scored if scoring_pass else 0.0) + TRAIN_COST * trained
+    modelled = (FORWARD_COST * scored if scoring_pass else 0.0) + TRAIN_COST * trained
+    if flops_per_sample is not None:
+        counted = (flops_per_sample["forward"] * scored if scoring_pass else 0.0) + flops_per_sample["train"] * trained
+        flops_ratio = counted / (flops_per_sample["train"] * scored)
+    else:
+        flops_ratio = None if scoring_pass else trained / scored
     return {"activation_rate": active / scored,
-            "energy_savings": 1.0 - energy / (scored * energy_active),
-            "compute_vs_dense": compute / (TRAIN_COST * scored),
+            "energy_savings_seed_formula": 1.0 - energy / (scored * energy_active),
+            "compute_vs_dense_model": modelled / (TRAIN_COST * scored),
+            "compute_vs_dense_flops": flops_ratio,
             "scored_samples": scored, "active_samples": active}
+
+
+def count_flops_per_sample(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, criterion,
+                           autocast) -> dict:
+    """FLOPs per sample of the scoring forward (no gradient) and of a training step (forward and backward),
+    counted by `torch.utils.flop_counter.FlopCounterMode` on a copy of the model, so that the run's weights,
+    gradients, BatchNorm statistics and random streams are left as they were."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    replica = copy.deepcopy(getattr(model, "_orig_mod", model))  # torch.compile keeps the module there
+    count = min(FLOP_COUNT_SAMPLES, labels.shape[0])
+    x, y = images[:count], labels[:count]
+    cuda = [images.device] if images.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        replica.train()
+        with FlopCounterMode(display=False) as forward, torch.no_grad(), autocast():
+            replica(x)
+        with FlopCounterMode(display=False) as train:
+            with autocast():
+                logits = replica(x)
+            criterion(logits.float(), y).backward()
+    return {"forward": forward.get_total_flops() / count, "train": train.get_total_flops() / count}

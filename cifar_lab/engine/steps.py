@@ -2,8 +2,12 @@
 trains on every sample, and AST's `SparseStep` (`engine/sparse_step.py`) extends it.
 
 A step owns the optimizer's cadence: it calls `optimizer.step()` once per `grad_accum` micro-batches and
-steps the learning-rate schedule right after, so a schedule planned in optimizer steps ends where it should
-whatever the accumulation. A step never reads a value back to the host in the hot path: losses and counts
+then moves the learning-rate schedule. The schedule is planned in the optimizer steps of dense training
+(`planned_optimizer_steps`) and follows the data: after each optimizer step it stands at the point of the
+epoch the run has reached. Dense training moves it by exactly one per optimizer step. Packed AST takes about
+one optimizer step per 1/target scoring batches, so each step moves it by several, and the schedule ends
+exactly at the end of training whatever the activation rate (a count predicted from the target would end
+early or late as the controller settles). A step never reads a value back to the host in the hot path: losses and counts
 accumulate in device tensors that the loop reads once per epoch (and every `log_every` batches for the
 progress bar).
 """
@@ -52,30 +56,20 @@ class TrainStep(abc.ABC):
 
 
 def planned_optimizer_steps(config, batches_per_epoch: int) -> int:
-    """Optimizer steps the whole run takes, which the learning-rate schedule is planned over.
-
-    One step per `grad_accum` batches (the last, partial group of an epoch steps too). Packed AST trains
-    only the selected share of each epoch, in full batches: that count is predicted from the target.
-    """
-    per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
-    ast = config.ast
-    if not (ast.enabled and ast.pack):
-        return max(1, config.epochs * per_epoch)
-    packed_batches = math.ceil(ast.target * batches_per_epoch)
-    sparse_epochs = max(0, config.epochs - ast.dense_epochs)
-    return max(1, min(config.epochs, ast.dense_epochs) * per_epoch
-               + sparse_epochs * math.ceil(packed_batches / config.grad_accum))
+    """The length of the learning-rate schedule: the optimizer steps dense training of this config takes, one
+    per `grad_accum` batches (the last, partial group of an epoch steps too)."""
+    return max(1, config.epochs * math.ceil(batches_per_epoch / config.grad_accum))
 
 
 class DenseStep(TrainStep):
     """Forward, backward and (every `grad_accum` batches) an optimizer and schedule step, on the whole batch."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, device: torch.device,
-                 precision: str, scheduler=None, planned_steps: Optional[int] = None):
+                 precision: str, scheduler=None, batches_per_epoch: Optional[int] = None):
         self.model = model
         self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.planned_steps = planned_steps
+        self.scheduler = scheduler              # needs `batches_per_epoch` to follow the data
+        self.batches_per_epoch = batches_per_epoch
         self.scaler = scaler
         self.config = config
         self.device = device
@@ -93,6 +87,7 @@ class DenseStep(TrainStep):
         self.loss_sum = torch.zeros((), device=self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.samples_trained = 0        # samples that went through forward and backward this epoch
+        self.batches_seen = 0           # batches the loader has given this epoch
         self.epoch_start_steps = self.optimizer_steps
 
     def optimize(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -123,11 +118,19 @@ class DenseStep(TrainStep):
         self.optimizer.zero_grad(set_to_none=True)
         self.micro_batches = 0
         self.optimizer_steps += 1
-        # A predicted plan (packed AST) may be shorter than the run: hold the schedule's final value then.
-        if self.scheduler is not None and (self.planned_steps is None or self.optimizer_steps <= self.planned_steps):
+        self.follow_schedule()
+
+    def follow_schedule(self) -> None:
+        """Move the schedule to where the run stands, in dense optimizer steps (never back)."""
+        if self.scheduler is None:
+            return
+        per_epoch = math.ceil(self.batches_per_epoch / self.config.grad_accum)
+        into_epoch = min(math.ceil(self.batches_seen / self.config.grad_accum), per_epoch)
+        while self.scheduler.last_epoch < self.epoch * per_epoch + into_epoch:
             self.scheduler.step()
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.batches_seen += 1
         self.optimize(images, labels)
 
     def running(self) -> dict:
@@ -137,6 +140,7 @@ class DenseStep(TrainStep):
     def end_epoch(self) -> dict:
         if self.micro_batches:  # the epoch's last, partial group of accumulated gradients
             self.apply_gradients()
+        self.follow_schedule()  # also when the epoch's last batches took no optimizer step (packed AST)
         seen = max(1, self.samples_trained)
         return {"train_loss": float(self.loss_sum) / seen, "train_acc": float(self.correct) / seen,
                 "samples_trained": self.samples_trained,

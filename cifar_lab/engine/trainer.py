@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
-from .. import models
+from .. import models, provenance
 from ..config import TrainConfig, from_dict, save_json, validate
 from ..data import registry as data_registry
 from ..data.bundle import DataBundle
@@ -74,6 +74,7 @@ class Run:
     earlier_wall: float = 0.0            # wall-clock of the epochs done before a resume
     wall_start: float = field(default_factory=time.perf_counter)
     evaluation: dict = field(default_factory=dict)   # the latest epoch's evaluation
+    environment: dict = field(default_factory=dict)  # provenance: code, software, hardware (environment.json)
 
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
@@ -101,9 +102,9 @@ def resolved_config(config: TrainConfig, data: DataBundle) -> TrainConfig:
     return dataclasses.replace(config, **changes)
 
 
-def make_step(config, model, optimizer, scaler, device, precision, scheduler, planned_steps) -> TrainStep:
+def make_step(config, model, optimizer, scaler, device, precision, scheduler, batches_per_epoch) -> TrainStep:
     kind = SparseStep if config.ast.enabled else DenseStep
-    return kind(model, optimizer, scaler, config, device, precision, scheduler, planned_steps)
+    return kind(model, optimizer, scaler, config, device, precision, scheduler, batches_per_epoch)
 
 
 def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> Run:
@@ -133,10 +134,10 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> R
         model = model.to(memory_format=torch.channels_last)
     runner = torch.compile(model) if config.compile else model
     optimizer = build_optimizer(config, model)
-    planned = planned_optimizer_steps(config, len(data.train_loader))
-    scheduler = build_scheduler(config, optimizer, planned)
+    batches_per_epoch = len(data.train_loader)
+    scheduler = build_scheduler(config, optimizer, planned_optimizer_steps(config, batches_per_epoch))
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    step = make_step(config, runner, optimizer, scaler, device, precision, scheduler, planned)
+    step = make_step(config, runner, optimizer, scaler, device, precision, scheduler, batches_per_epoch)
     run = Run(config, out, device, precision, data, model, runner, optimizer, scheduler, scaler, step, generator)
     if state is not None:
         try:
@@ -158,6 +159,7 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> R
         make_folder(out)
         remove_stale_temporaries(out)  # what a kill during a checkpoint write left behind
         save_json(config, out / "config.json")
+        run.environment = provenance.write(provenance.collect(), out)
     return run
 
 
@@ -218,7 +220,7 @@ def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
         "wall_seconds": run.earlier_wall + time.perf_counter() - run.wall_start,
         "rng": rng_state(run.generator), "config": run.config.to_dict(),
         "class_names": run.data.class_names, "mean": run.data.mean, "std": run.data.std,
-        "input": run.data.input_record(),
+        "input": run.data.input_record(), "environment": run.environment,
     }
     if improved:
         checkpoint.save(run.out / "best.pt", full)
@@ -289,6 +291,7 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
     extra = run.step.artifacts(out)
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        provenance.write(provenance.finish(run.environment), out)
         if run.evaluation and diverged is None:
             report = evaluation_report(run.evaluation, run.data)
             atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")

@@ -41,6 +41,8 @@ def validate_ast(config) -> None:
         raise UsageError(f"ast.fallback_samples must be at least 1, got {ast.fallback_samples}")
     if ast.temperature <= 0:
         raise UsageError(f"ast.temperature must be positive, got {ast.temperature}")
+    if ast.record_scores < 0:
+        raise UsageError(f"ast.record_scores must be 0 or more, got {ast.record_scores}")
     if ast.dense_epochs < 0:
         raise UsageError(f"ast.dense_epochs must be 0 or more, got {ast.dense_epochs}")
     if ast.dense_epochs and not ast.enabled:

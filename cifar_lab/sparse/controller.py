@@ -39,10 +39,12 @@ class PIController:
         self.integral = scalar(0.0)
         self.updates = torch.zeros((), dtype=torch.long, device=self.device)
 
-    def update(self, rate: torch.Tensor) -> None:
-        """Feed one batch's activation rate (a 0-dim device tensor, or a float)."""
+    def update(self, rate: torch.Tensor, weight: float = 1.0) -> None:
+        """Feed one batch's activation rate (a 0-dim device tensor, or a float). `weight` is the batch's size
+        relative to a full batch: a short last batch of an epoch moves the EMA only that much."""
         rate = torch.as_tensor(rate, dtype=torch.float32, device=self.device)
-        self.ema = self.ema_alpha * rate + (1.0 - self.ema_alpha) * self.ema
+        alpha = self.ema_alpha * min(1.0, weight)
+        self.ema = alpha * rate + (1.0 - alpha) * self.ema
         error = self.ema - self.target
         inside = (self.theta > WINDUP_LOW) & (self.theta < WINDUP_HIGH)
         accumulated = torch.clamp(self.integral + error, -self.integral_limit, self.integral_limit)

@@ -50,19 +50,23 @@ def gain_sets_side_by_side(traces: dict, target: float) -> plt.Figure:
 
 
 def energy_and_compute(histories: dict) -> plt.Figure:
-    """Per epoch: the energy savings by the AST paper's formula and the compute actually spent relative to dense training."""
+    """Per epoch: energy savings by the AST paper's formula (left), and compute against dense training
+    (right), counted in FLOPs (solid) and by the forward-pass-equivalent model (dashed)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for name, history in histories.items():
+    for index, (name, history) in enumerate(histories.items()):
         frame = pd.DataFrame(list(history))
-        if "energy_savings" not in frame:
+        if "energy_savings_seed_formula" not in frame:
             continue
-        left.plot(frame["epoch"], frame["energy_savings"], marker="o", label=name)
-        right.plot(frame["epoch"], frame["compute_vs_dense"], marker="o", label=name)
-    left.set(xlabel="epoch", ylabel="energy savings (seed formula)", ylim=(0, 1))
+        color = f"C{index}"
+        left.plot(frame["epoch"], frame["energy_savings_seed_formula"], marker="o", color=color, label=name)
+        right.plot(frame["epoch"], frame["compute_vs_dense_flops"], marker="o", color=color, label=f"{name} (FLOPs)")
+        right.plot(frame["epoch"], frame["compute_vs_dense_model"], ls="--", color=color, alpha=0.6,
+                   label=f"{name} (1:3 model)")
+    left.set(xlabel="epoch", ylabel="energy savings (AST paper's formula)", ylim=(0, 1))
     right.axhline(1.0, color="black", lw=1, ls=":", label="dense")
-    right.set(xlabel="epoch", ylabel="compute vs dense (incl. scoring)", ylim=(0, 1.1))
+    right.set(xlabel="epoch", ylabel="compute vs dense (scoring included)", ylim=(0, 1.1))
     left.legend(fontsize=8)
-    right.legend(fontsize=8)
+    right.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -75,9 +75,13 @@ def simulate(scores: torch.Tensor, target: float = 0.10, kp: float = 0.15, ki: f
 
 
 def sweep(kps, kis, targets=(0.10,), batches: int = 1200, batch_size: int = 128, batches_per_epoch: int = 40,
-          seed: int = 0) -> list[dict]:
-    """Every (target, kp, ki) on the same score stream: settling batch, epoch-rate error, oscillation."""
-    scores = score_stream(batches, batch_size, seed=seed)
+          seed: int = 0, scores: torch.Tensor | None = None) -> list[dict]:
+    """Every (target, kp, ki) on the same score stream: settling batch, epoch-rate error, oscillation.
+    `scores` ([batches, batch size]) replays a stream recorded from training (`ast.record_scores`) instead
+    of the stationary synthetic one."""
+    if scores is None:
+        scores = score_stream(batches, batch_size, seed=seed)
+    scores = scores.float()
     rows = []
     for target in targets:
         for kp in kps:
