@@ -33,6 +33,7 @@ class Comparison:
     histories: dict = field(default_factory=dict)    # first seed: variant -> per-epoch rows
     traces: dict = field(default_factory=dict)       # first seed: AST variant -> per-batch controller trace
     scores: Optional[torch.Tensor] = None            # first seed's packed AST run: recorded score stream
+    batches_per_epoch: int = 0                       # of the runs (what an epoch of the score stream is)
 
 
 def compare(preset: str, overrides: dict, seeds, out_dir, record_scores: int = 0) -> Comparison:
@@ -65,6 +66,7 @@ def compare(preset: str, overrides: dict, seeds, out_dir, record_scores: int = 0
         traces={name: result.extra["ast_trace"] for name, result in first.items() if "ast_trace" in result.extra
                 and name != "random subset"},
         scores=first["AST packed"].extra.get("ast_scores") if first else None,
+        batches_per_epoch=len(first["AST packed"].data.train_loader) if first else 0,
     )
 
 
@@ -128,6 +130,7 @@ def save_record(folder, name: str, comparison: Comparison, command: str, environ
     stream as `folder/<name>_scores.pt`."""
     folder = Path(folder)
     record = {"command": command, "environment": environment, "load_average_at_end": os.getloadavg(),
+              "batches_per_epoch": comparison.batches_per_epoch,
               "rows": json.loads(comparison.rows.to_json(orient="records"))}
     if comparison.scores is not None:
         atomic_write(folder / f"{name}_scores.pt", lambda handle: torch.save(comparison.scores, handle))

@@ -42,6 +42,9 @@ def collect(parameters: Optional[dict] = None, world_size: int = 1) -> dict:
         "versions": software_versions(torch),
         **device_record(torch),
         "cpu": cpu_model(),
+        # What decides CPU speed ratios: the vector instructions torch uses and whether bf16 runs natively.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()),
         "torch_threads": torch.get_num_threads(),
         "world_size": world_size,
         "command": command_line(),
@@ -226,6 +229,7 @@ def describe(record: Optional[dict]) -> list[str]:
     cuda = f", CUDA {versions['cuda']}, cuDNN {versions['cudnn']}" if versions.get("cuda") else ""
     lines = [f"commit: {record.get('commit', UNKNOWN)}{tree}",
              f"device: {record.get('device', UNKNOWN)} (CPU {record.get('cpu', UNKNOWN)}, "
+             f"{record.get('cpu_capability', '?')}{', bf16' if record.get('cpu_bf16') else ''}, "
              f"{record.get('torch_threads', '?')} torch threads)",
              f"software: torch {versions.get('torch')}, torchvision {versions.get('torchvision')}, Python "
              f"{versions.get('python')}{cuda}, cifar_lab {versions.get('cifar_lab')}",

@@ -4,7 +4,11 @@
 `.md` through jupytext, since papermill cannot read it, or `.ipynb`), checks every parameter name against the
 notebook's `parameters` cell, injects `out_dir` as the absolute output folder, executes it with the notebook's
 folder as working directory, and keeps `OUT/<name>.ipynb` (the executed notebook) beside the
-`OUT/metrics.json` the notebook writes itself.
+`OUT/metrics.json` the notebook writes itself and `OUT/environment.json` (`provenance`: commit, versions,
+device, the parameters).
+
+`sweep` (and `run_sweep`, its form for notebooks) runs one notebook over a grid of parameters: a folder per
+point, parallel worker processes pinned to GPUs or submitit jobs, and `OUT/results.csv` with a row per point.
 
 Parameter values are parsed like YAML scalars: `3` is an int, `0.1` a float, `true` a bool, `null` None,
 `[1, 2]` a list and anything else a string, which is what a shell user expects from `-p epochs 3`. A parameter
@@ -14,16 +18,20 @@ that type; an int is also a valid float.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
+import shlex
 import sys
 import textwrap
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
+from . import provenance
 from .errors import UsageError
 
 OUT_DIR_PARAMETER = "out_dir"
@@ -278,6 +286,7 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
     out = prepare_out_dir(out_dir)
     injected = {**given, OUT_DIR_PARAMETER: str(out)}
     executed = out / (path.stem + ".ipynb")
+    environment = provenance.write(provenance.collect(parameters=injected), out)
     try:
         with kernel_stderr_filtered() as kernel_manager_class:
             papermill.execute_notebook(
@@ -288,6 +297,10 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
     except papermill.PapermillExecutionError as exc:
         # papermill has already saved the executed notebook with the failing cell's traceback in it.
         raise NotebookFailed(failure_message(path, nb, executed, exc)) from None
+    finally:
+        # Written last, so that it describes this notebook run even where the notebook trains into out_dir
+        # itself (a training run writes its own environment.json there).
+        provenance.write(provenance.finish(environment), out)
     metrics = out / "metrics.json"
     return NotebookRun(executed, metrics if metrics.is_file() else None, injected)
 
@@ -300,26 +313,346 @@ def point_name(point: dict[str, Any]) -> str:
 
 def command_line(notebook, out_dir, parameters: dict[str, Any]) -> str:
     """The `cifar-lab run` command that executes the same run from a shell."""
-    options = " ".join(f"-p {name} {value}" for name, value in parameters.items())
+    # Quoted for a POSIX shell: a list such as [0, 1, 2] has spaces in it.
+    options = " ".join(f"-p {name} {shlex.quote(str(value))}" for name, value in parameters.items())
     return f"cifar-lab run {notebook} --out {out_dir} {options}".rstrip()
 
 
-def run_sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[str, Any]] = None,
-              progress: bool = True) -> list[dict]:
-    """Execute `notebook` once per point (papermill, one kernel each), each into `out_dir/<point name>`,
-    with `fixed` parameters plus the point's; return the `metrics.json` of every point, in order.
+# --- sweeps -------------------------------------------------------------------------------------------------------
+# A sweep runs one notebook once per point of a grid, each point into its own folder OUT/<point name>, and
+# tabulates every point's parameters, status and scalar metrics in OUT/results.csv. Points run in parallel
+# worker processes (`jobs`), each pinned to one GPU when `gpus` are given, or as Slurm jobs through submitit.
+# A finished point leaves a done marker; a later sweep with `resume` skips it.
 
-    A point whose notebook fails raises `NotebookFailed` naming the executed notebook with the traceback.
+DONE_MARKER = ".done"
+RESULTS_CSV = "results.csv"
+LAUNCHERS = ("local", "slurm", "submitit-local")  # submitit-local: the Slurm code path, run on this machine
+POINT_LOG = "kernel-stderr.log"
+CLUSTER_INSTALL = "pip install 'cifar-lab[cluster]'"
+
+
+@dataclass
+class PointResult:
+    name: str                 # the point's folder name (point_name)
+    point: dict               # the grid values of this point
+    status: str               # "ok" or "failed"
+    error: Optional[str]      # one line, for a failed point
+    metrics: Optional[dict]   # its metrics.json
+    skipped: bool = False     # finished by an earlier sweep and not run again
+    seconds: float = 0.0
+
+
+@dataclass
+class SweepResult:
+    points: list[PointResult]
+    table: Path               # OUT/results.csv
+
+    @property
+    def failed(self) -> list[PointResult]:
+        return [point for point in self.points if point.status != "ok"]
+
+
+class SweepFailed(NotebookFailed):
+    """Some points of a sweep failed; the others ran and results.csv lists them all."""
+
+
+@contextmanager
+def stderr_into(path: Path):
+    """Send what this process writes to sys.stderr, the kernel's forwarded stderr included, into `path`: runs
+    side by side (or under a progress bar) keep their messages apart, each in its own folder."""
+    from .io import make_folder
+
+    make_folder(Path(path).parent)
+    saved = sys.stderr
+    with open(path, "w") as log:
+        sys.stderr = log
+        try:
+            yield path
+        finally:
+            sys.stderr = saved
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, the first key varying slowest: {"a": [1, 2], "b": ["x"]} ->
+    [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]."""
+    import itertools
+
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[name] for name in names))]
+
+
+def run_point(notebook, folder, parameters: dict[str, Any], gpu: Optional[str] = None) -> dict:
+    """Execute one point of a sweep; what a worker process or a cluster job runs. Returns its status and never
+    raises for a failing notebook: one failed point must not stop the others.
+
+    The kernel's stderr goes to OUT/<point>/kernel-stderr.log (`stderr_into`).
     """
-    import json
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # inherited by the kernel this process starts
+    folder = Path(folder)
+    start = time.perf_counter()
+    error = None
+    try:
+        with stderr_into(folder / POINT_LOG):
+            result = run_notebook(notebook, folder, parameters)
+        if result.metrics is None:
+            error = f"{notebook} wrote no metrics.json into {folder}; a sweep needs one per point"
+    except UsageError as exc:
+        error = str(exc)
+    except Exception as exc:  # a kernel that died, a full disk: recorded like a failing cell
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if error is None:
+        mark_done(folder, notebook, parameters)
+    return {"status": "failed" if error else "ok", "error": error, "seconds": time.perf_counter() - start}
 
-    from tqdm.auto import tqdm
+
+def mark_done(folder: Path, notebook, parameters: dict[str, Any]) -> None:
+    """The done marker: what ran (notebook, parameters) and when, at which commit."""
+    from .io import atomic_write_text
+
+    commit, dirty = provenance.git_state()
+    marker = {"notebook": Path(notebook).name, "parameters": _plain(parameters), "finished_utc": provenance.utc_now(),
+              "commit": commit, "dirty": dirty}
+    atomic_write_text(folder / DONE_MARKER, json.dumps(marker, indent=2, default=str) + "\n")
+
+
+def is_done(folder: Path, notebook, parameters: dict[str, Any]) -> bool:
+    """Whether `folder` holds a finished run of `notebook` with exactly these parameters."""
+    try:
+        marker = json.loads((folder / DONE_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return ((folder / "metrics.json").is_file() and marker.get("notebook") == Path(notebook).name
+            and marker.get("parameters") == _plain(parameters))
+
+
+def _plain(parameters: dict[str, Any]) -> dict:
+    """Parameters as JSON gives them back (tuples become lists), so that two runs' parameters compare."""
+    return json.loads(json.dumps(parameters, default=str))
+
+
+def _clear_point(folder: Path) -> None:
+    """Remove what an earlier, different or failed run of a point left that could be mistaken for its result."""
+    for name in (DONE_MARKER, "metrics.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def flatten_scalars(metrics: dict, prefix: str = "") -> dict[str, Any]:
+    """The scalar values of a nested metrics dict, keyed by dotted path ({"a": {"b": 1}} -> {"a.b": 1}); lists
+    (histories, tables) are left out of a one-row-per-point table."""
+    flat = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_scalars(value, name + "."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+    return flat
+
+
+def results_table(results: list[PointResult]):
+    """One row per point: its parameters, status, error line, and its flattened scalar metrics."""
+    import pandas as pd
 
     rows = []
-    for point in tqdm(points, desc=f"sweep over {Path(notebook).name}", disable=not progress, leave=False):
-        folder = Path(out_dir) / point_name(point)
-        result = run_notebook(notebook, folder, {**(fixed or {}), **point})
-        if result.metrics is None:
-            raise UsageError(f"{notebook} wrote no metrics.json into {folder}; a sweep needs one per point")
-        rows.append(json.loads(result.metrics.read_text()))
-    return rows
+    for result in results:
+        row = {**result.point, "point": result.name, "status": result.status, "error": result.error,
+               "skipped": result.skipped, "seconds": round(result.seconds, 3)}
+        for key, value in flatten_scalars(result.metrics or {}).items():
+            row.setdefault(key, value)  # a metric that echoes a parameter (target, gains) keeps the grid's value
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)
+
+
+def write_results_table(results: list[PointResult], out: Path) -> Path:
+    from .io import atomic_write_text
+
+    path = out / RESULTS_CSV
+    atomic_write_text(path, results_table(results).to_csv(index=False))
+    return path
+
+
+def check_sweep(notebook, points: list[dict[str, Any]], fixed: dict[str, Any], jobs: int,
+                gpus: Optional[list[str]], launcher: str) -> None:
+    """Everything a sweep can get wrong, found before any point runs: one-line errors, nothing written."""
+    if not points:
+        raise UsageError("the sweep has no points: give at least one --grid name=value[,value...]")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if launcher not in LAUNCHERS:
+        raise UsageError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    if gpus is not None and (not gpus or any(not str(gpu).strip() for gpu in gpus)):
+        raise UsageError("--gpus takes a comma-separated list of GPU indices, e.g. --gpus 0,1")
+    if launcher != "local":
+        if gpus:
+            raise UsageError("--gpus pins local workers; under Slurm each job gets its own GPUs "
+                             "(--slurm gpus_per_node=N)")
+        require_submitit(launcher)
+    names = [point_name(point) for point in points]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"the sweep repeats point {', '.join(repeated)}; give each grid value once")
+    nb = read_notebook(notebook)
+    for point in points:
+        overlap = sorted(set(point) & set(fixed))
+        if overlap:
+            raise UsageError(f"parameter {', '.join(overlap)} is both fixed and swept; give it one way")
+        check_parameters(Path(notebook), nb, {name: parse_value(v) for name, v in {**fixed, **point}.items()})
+
+
+def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[str, Any]] = None,
+          jobs: int = 1, gpus: Optional[list[str]] = None, launcher: str = "local", resume: bool = True,
+          progress: bool = True, launcher_options: Optional[dict[str, Any]] = None,
+          on_point: Optional[Callable[[PointResult], None]] = None) -> SweepResult:
+    """Run `notebook` once per point into `out_dir/<point name>` and write `out_dir/results.csv`.
+
+    Failed points are recorded (status "failed" and the error line), never raised: the other points go on.
+    With `resume`, a point whose folder holds metrics.json and a done marker for the same notebook and
+    parameters is not run again. `jobs` worker processes run points side by side; with `gpus`, worker k sees
+    only GPU gpus[k % len(gpus)] (CUDA_VISIBLE_DEVICES), so each point trains on one GPU. `on_point(result)`
+    is called as each point finishes (or is found done).
+    """
+    from tqdm import tqdm  # plain: tqdm.auto wants ipywidgets inside notebooks
+
+    fixed = {name: parse_value(value) for name, value in (fixed or {}).items()}
+    points = [{name: parse_value(value) for name, value in point.items()} for point in points]
+    check_sweep(notebook, points, fixed, jobs, gpus, launcher)
+    out = prepare_out_dir(out_dir)
+    notebook = Path(notebook).resolve()
+
+    results: dict[str, PointResult] = {}
+    to_run = []
+    for point in points:
+        name, parameters = point_name(point), {**fixed, **point}
+        folder = out / name
+        if resume and is_done(folder, notebook, parameters):
+            metrics = json.loads((folder / "metrics.json").read_text())
+            results[name] = PointResult(name, point, "ok", None, metrics, skipped=True)
+            if on_point is not None:
+                on_point(results[name])
+        else:
+            _clear_point(folder)
+            to_run.append((name, point, folder, parameters))
+
+    bar = tqdm(total=len(points), desc=f"sweep over {notebook.name}", disable=not progress, leave=False,
+               file=sys.stderr, initial=len(results))
+    outcomes = (_run_with_submitit(notebook, to_run, out, jobs, launcher, launcher_options or {})
+                if launcher != "local" else _run_locally(notebook, to_run, jobs, gpus))
+    for (name, point, folder, _), outcome in outcomes:
+        metrics = json.loads((folder / "metrics.json").read_text()) if outcome["status"] == "ok" else None
+        results[name] = PointResult(name, point, outcome["status"], outcome["error"], metrics,
+                                    seconds=outcome["seconds"])
+        bar.update(1)
+        bar.set_postfix(failed=sum(r.status != "ok" for r in results.values()))
+        if on_point is not None:
+            on_point(results[name])
+        write_results_table([results[point_name(p)] for p in points if point_name(p) in results], out)
+    bar.close()
+    ordered = [results[point_name(point)] for point in points]
+    return SweepResult(ordered, write_results_table(ordered, out))
+
+
+def _run_locally(notebook, tasks: list, jobs: int, gpus: Optional[list[str]]):
+    """Yield (task, outcome) as points finish, running at most `jobs` at once; worker slot k keeps GPU
+    gpus[k % len(gpus)] for every point it runs."""
+    if not tasks:
+        return
+    if jobs == 1 and not gpus:  # one point at a time in this process: no worker to start
+        for task in tasks:
+            yield task, run_point(notebook, task[2], task[3])
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    free_gpus = [gpus[slot % len(gpus)] if gpus else None for slot in range(min(jobs, len(tasks)))]
+    waiting, running = list(tasks), {}
+    # spawn: a fresh interpreter per worker, safe whatever this process holds (threads, a CUDA context).
+    with ProcessPoolExecutor(max_workers=len(free_gpus), mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            while waiting and free_gpus:
+                task, gpu = waiting.pop(0), free_gpus.pop(0)
+                running[pool.submit(run_point, notebook, task[2], task[3], gpu)] = (task, gpu)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task, gpu = running.pop(future)
+                free_gpus.append(gpu)
+                yield task, _outcome(future.result)
+
+
+def _outcome(get_result) -> dict:
+    """A point's outcome, also when its worker process or cluster job itself died."""
+    try:
+        return get_result()
+    except Exception as exc:
+        return {"status": "failed", "error": " ".join(f"the point's job failed: {type(exc).__name__}: {exc}".split()),
+                "seconds": 0.0}
+
+
+def _run_with_submitit(notebook, tasks: list, out: Path, jobs: int, launcher: str, options: dict):
+    """Yield (task, outcome) as the points' jobs finish: Slurm jobs (an array, at most `jobs` at once), or
+    with launcher "submitit-local" the same jobs as local processes."""
+    if not tasks:
+        return
+    executor = make_submitit_executor(out / ".submitit", launcher, jobs, options)
+    with executor.batch():
+        submitted = [executor.submit(run_point, notebook, task[2], task[3]) for task in tasks]
+    submitit = require_submitit(launcher)
+    by_job = {id(job): task for job, task in zip(submitted, tasks)}
+    poll = 1 if launcher == "submitit-local" else 15
+    for job in submitit.helpers.as_completed(submitted, poll_frequency=poll):
+        yield by_job[id(job)], _outcome(job.result)
+
+
+def require_submitit(launcher: str):
+    """The submitit module; one-line errors without it, or without Slurm for launcher "slurm"."""
+    import shutil
+
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError(f"--launcher {launcher} needs submitit, which is not installed: {CLUSTER_INSTALL}") from None
+    if launcher == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("--launcher slurm needs Slurm's sbatch on PATH: run the sweep on a login node of the "
+                         "cluster, or use --launcher local")
+    return submitit
+
+
+def make_submitit_executor(folder: Path, launcher: str, jobs: int, options: dict):
+    """A submitit executor for the sweep's jobs: Slurm, or for "submitit-local" processes on this machine."""
+    submitit = require_submitit(launcher)
+    if launcher == "submitit-local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(**{"timeout_min": 24 * 60, **options})
+        return executor
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    # One GPU per point unless told otherwise; `jobs` bounds how many of the array's jobs run at once.
+    defaults = {"timeout_min": 24 * 60, "gpus_per_node": 1, "tasks_per_node": 1, "slurm_array_parallelism": jobs}
+    try:
+        executor.update_parameters(**{**defaults, **options})
+    except (NameError, ValueError, TypeError) as exc:
+        raise UsageError(f"--slurm: {' '.join(str(exc).split())}") from None
+    return executor
+
+
+def run_sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[str, Any]] = None,
+              progress: bool = True, jobs: int = 1, gpus: Optional[list[str]] = None, launcher: str = "local",
+              resume: bool = False) -> list[dict]:
+    """`sweep` for notebooks: the `metrics.json` of every point, in order, and `out_dir/results.csv`.
+
+    Every point runs (the others too when one fails); then a failed point raises `SweepFailed` naming it and
+    its executed notebook. `resume` is off by default here: a notebook that runs a sweep as part of a chapter
+    means to measure the code as it is now, not to reuse an earlier build's points.
+    """
+    result = sweep(notebook, out_dir, points, fixed, jobs=jobs, gpus=gpus, launcher=launcher, resume=resume,
+                   progress=progress)
+    raise_if_failed(result)
+    return [point.metrics for point in result.points]
+
+
+def raise_if_failed(result: SweepResult) -> None:
+    failed = result.failed
+    if failed:
+        first = failed[0]
+        names = ", ".join(point.name for point in failed)
+        raise SweepFailed(f"{len(failed)} of {len(result.points)} sweep points failed ({names}); {first.name}: "
+                          f"{first.error}; all points are listed in {result.table}")

@@ -1,4 +1,4 @@
-"""`cifar-lab` (also `python -m cifar_lab`): data, train, eval, notebook runs and benchmarks.
+"""`cifar-lab` (also `python -m cifar_lab`): data, train, eval, notebook runs, sweeps, reproduction, benchmarks.
 
 This package is the command-line layer and nothing else: each subcommand lives in its own module here with
 a `register(subparsers)` function that declares its arguments, and a handler that calls the library and
@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from . import bench, data, eval, latency, predict, run, summary, train
+from . import bench, data, eval, latency, predict, reproduce, run, summary, sweep, train
 
 # In the order `--help` lists them.
-COMMANDS = [data, train, eval, bench, run, summary, latency, predict]
+COMMANDS = [data, train, eval, bench, run, sweep, reproduce, summary, latency, predict]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,28 @@
+"""Sphinx extension of the book: the measured results on the reproduction page come from book/results/.
+
+At build time, the page that holds the line `% results-records` gets every record under book/results/ in its
+place (rendered by `cifar_lab.records`), so the page cannot show a measured number that no committed record
+holds, and each record says the commit it was measured at. Registered in _config.yml (sphinx:
+local_extensions); it needs no network and runs in every build: scripts/book.sh, the tests, a plain
+`jupyter-book build .`.
+"""
+from pathlib import Path
+
+from cifar_lab import records
+
+RECORDS = Path("book") / "results"
+
+
+def render_records(app, docname, source):
+    if records.MARKER not in source[0]:
+        return
+    folder = Path(app.srcdir) / RECORDS
+    for path in sorted(folder.glob("*.json")):
+        app.env.note_dependency(str(path))  # a changed record rebuilds the page
+    rendered = records.render(records.load(folder), others=records.data_files(folder))
+    source[0] = records.replace_marker(source[0], rendered)
+
+
+def setup(app):
+    app.connect("source-read", render_records)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
