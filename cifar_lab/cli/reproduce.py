@@ -1,35 +1,34 @@
-"""`cifar-lab reproduce --scale smoke|cpu|full --out DIR [--only CHAPTER ...]`: run the book, judge its claims.
-
-See `cifar_lab.reproduce`: DIR/results.json holds every chapter's metrics and provenance, DIR/results.md the
-claims with their verdicts. `--report` renders results.md (and record.json, for the book's page) again
-without running anything.
+"""Execute the chapters listed in _toc.yml (papermill, one folder each under DIR), collect their metrics and
+provenance into DIR/results.json and write DIR/results.md: each published claim with its source, the measured
+value and a verdict (holds, does not hold, or not comparable at this scale or on this hardware). A failed
+chapter is recorded (its executed notebook kept) and the others run; the exit code is then 1. Running again
+skips the chapters already done at the same commit and scale.
 """
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .parsers import documented_parser
+
+
+EPILOG = """\
+scales:
+  smoke  synthetic data, CPU-sized runs (what CI runs; minutes on a laptop)
+  cpu    synthetic data, longer runs where a chapter has parameters for them (others: as smoke)
+  full   the presets' recipes on the real datasets: a GPU job (see the book's reproduction page)
+
+examples:
+  cifar-lab reproduce --scale smoke --out runs/reproduce-smoke
+  cifar-lab reproduce --scale smoke --only 01 02 --out runs/reproduce-smoke
+  cifar-lab reproduce --scale full --out runs/reproduce
+  cifar-lab reproduce --report --out runs/reproduce
+"""
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
-        "reproduce", help="execute the book's chapters at a scale and judge every published claim (results.md)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Execute the chapters listed in _toc.yml (papermill, one folder each under DIR), collect their "
-                    "metrics and provenance\ninto DIR/results.json and write DIR/results.md: each published claim "
-                    "with its source, the measured value\nand a verdict (holds, does not hold, or not comparable at "
-                    "this scale or on this hardware). A failed chapter\nis recorded (its executed notebook kept) and "
-                    "the others run; the exit code is then 1. Running again\nskips the chapters already done at the "
-                    "same commit and scale.",
-        epilog="scales:\n"
-               "  smoke  synthetic data, CPU-sized runs (what CI runs; minutes on a laptop)\n"
-               "  cpu    synthetic data, longer runs where a chapter has parameters for them (others: as smoke)\n"
-               "  full   the presets' recipes on the real datasets: a GPU job (see the book's reproduction page)\n\n"
-               "examples:\n"
-               "  cifar-lab reproduce --scale smoke --out runs/reproduce-smoke\n"
-               "  cifar-lab reproduce --scale smoke --only 01 02 --out runs/reproduce-smoke\n"
-               "  cifar-lab reproduce --scale full --out runs/reproduce\n"
-               "  cifar-lab reproduce --report --out runs/reproduce",
-    )
+    parser = documented_parser(
+        sub, "reproduce", "execute the book's chapters at a scale and judge every published claim (results.md)",
+        __doc__, EPILOG)
     parser.add_argument("--scale", choices=["smoke", "cpu", "full"], help="how big the runs are (see below)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; reused to resume)")
     parser.add_argument("--only", nargs="+", default=None, metavar="CHAPTER",

@@ -1,31 +1,32 @@
-"""`cifar-lab run NOTEBOOK --out DIR [-p name value ...]`: execute a book notebook with papermill.
-
-The executed notebook and the `metrics.json` the notebook writes end up in DIR; see `cifar_lab.runner`.
+"""Execute one of the book's notebooks (the MyST .md or the .ipynb) top to bottom with new parameters, in the
+notebook's own folder. The executed notebook (DIR/NAME.ipynb) and the metrics file the notebook writes
+(DIR/metrics.json) are kept in DIR; the notebook's `out_dir` parameter is set to DIR (as an absolute path).
 """
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .parsers import add_notebook_argument, documented_parser
+
+
+EPILOG = """\
+Parameter names must be ones the notebook's `parameters` cell defines; values are read like YAML
+scalars (3 -> int, 0.1 -> float, true -> bool, null/None -> None, anything else -> text).
+A parameter whose default is a bool, an int or a float (smoke: a bool) only takes a value of that
+type; an int is a valid float.
+
+examples:
+  cifar-lab run notebooks/01_cifar10_data.md --out runs/01 -p smoke true
+  cifar-lab run notebooks/02_cifar10_resnet18.md --out runs/r18-30ep -p smoke false -p epochs 30
+  CIFAR_LAB_SMOKE=1 cifar-lab run notebooks/02_cifar10_resnet18.ipynb --out runs/smoke
+"""
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
-        "run", help="execute a notebook with papermill (new parameters, results kept in --out)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Execute one of the book's notebooks (the MyST .md or the .ipynb) top to bottom with new "
-                    "parameters, in the notebook's own folder.\nThe executed notebook (DIR/NAME.ipynb) and the "
-                    "metrics file the notebook writes (DIR/metrics.json) are kept in DIR;\nthe notebook's "
-                    "`out_dir` parameter is set to DIR (as an absolute path).",
-        epilog="Parameter names must be ones the notebook's `parameters` cell defines; values are read like "
-               "YAML\nscalars (3 -> int, 0.1 -> float, true -> bool, null/None -> None, anything else -> text).\n"
-               "A parameter whose default is a bool, an int or a float (smoke: a bool) only takes a value of that\n"
-               "type; an int is a valid float.\n\n"
-               "examples:\n"
-               "  cifar-lab run notebooks/01_cifar10_data.md --out runs/01 -p smoke true\n"
-               "  cifar-lab run notebooks/02_cifar10_resnet18.md --out runs/r18-30ep -p smoke false -p epochs 30\n"
-               "  CIFAR_LAB_SMOKE=1 cifar-lab run notebooks/02_cifar10_resnet18.ipynb --out runs/smoke",
-    )
-    parser.add_argument("notebook", metavar="NOTEBOOK", help="path to notebooks/NN_topic.md or .ipynb")
+    parser = documented_parser(
+        sub, "run", "execute a notebook with papermill (new parameters, results kept in --out)",
+        __doc__, EPILOG)
+    add_notebook_argument(parser)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder for the executed notebook and metrics.json (created)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

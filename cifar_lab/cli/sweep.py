@@ -1,35 +1,32 @@
-"""`cifar-lab sweep NOTEBOOK --grid name=v1,v2 ... --out DIR`: one notebook run per grid point, in parallel.
-
-Each point runs into DIR/<point name> (executed notebook, metrics.json, environment.json); DIR/results.csv has
-one row per point. See `cifar_lab.runner.sweep`.
+"""Execute a notebook once per point of a grid (every combination of the --grid values), each point into its own
+folder DIR/<point name>, with --jobs points side by side. DIR/results.csv lists every point: its parameters,
+status (ok or failed), the error line of a failed point and the scalar values of its metrics.json. A failed
+point does not stop the others (exit code 1 at the end). Running the same sweep again skips the points already
+finished with the same parameters.
 """
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .parsers import add_notebook_argument, documented_parser
+
+
+EPILOG = """\
+Values are read like `cifar-lab run -p` values (0.05 -> number, true -> bool, text otherwise); a value cannot
+contain a comma.
+
+examples:
+  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.2 --grid gains=seed,tuned --jobs 2 --out runs/sweep
+  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.1,0.2 -p smoke false --jobs 4 --gpus 0,1,2,3 --out runs/sweep-gpu
+  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.1 -p smoke false --launcher slurm --slurm slurm_partition=gpu --out runs/sweep-slurm
+"""
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
-        "sweep", help="run a notebook over a grid of parameters (parallel workers, GPUs, Slurm); results.csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Execute a notebook once per point of a grid (every combination of the --grid values), each "
-                    "point into its own folder\nDIR/<point name>, with --jobs points side by side. DIR/results.csv "
-                    "lists every point: its parameters, status (ok or\nfailed), the error line of a failed point and "
-                    "the scalar values of its metrics.json. A failed point does not\nstop the others (exit code 1 "
-                    "at the end). Running the same sweep again skips the points already finished\nwith the same "
-                    "parameters.",
-        epilog="Values are read like `cifar-lab run -p` values (0.05 -> number, true -> bool, text otherwise); a "
-               "value cannot\ncontain a comma.\n\n"
-               "examples:\n"
-               "  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.2 --grid gains=seed,tuned "
-               "--jobs 2 --out runs/sweep\n"
-               "  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.1,0.2 -p smoke false --jobs 4 "
-               "--gpus 0,1,2,3 --out runs/sweep-gpu\n"
-               "  cifar-lab sweep notebooks/03b_ast_sweep_point.md --grid target=0.05,0.1 -p smoke false --launcher "
-               "slurm --slurm slurm_partition=gpu --out runs/sweep-slurm",
-    )
-    parser.add_argument("notebook", metavar="NOTEBOOK", help="path to notebooks/NN_topic.md or .ipynb")
+    parser = documented_parser(
+        sub, "sweep", "run a notebook over a grid of parameters (parallel workers, GPUs, Slurm); results.csv",
+        __doc__, EPILOG)
+    add_notebook_argument(parser)
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                         help="a parameter and its values; repeat for more (the sweep runs every combination)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
