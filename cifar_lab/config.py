@@ -95,6 +95,8 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 50               # batches between progress-bar readings (each one is a host sync)
     save_checkpoints: bool = True
+    checkpoint_every: int = 0         # also keep epoch_NNN.pt every this many epochs; 0 = never
+    keep_checkpoints: int = 0         # how many epoch_NNN.pt to keep (the newest); 0 = all
     # ImageNet chapters (JPEG folders, Hugging Face, torchvision weights); see cifar_lab.data.imagenet
     imagenet_root: str = ""           # ROOT with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
     hf_dataset: str = "ILSVRC/imagenet-1k"  # imagenet1k-hf: a hub name, or a local save_to_disk/parquet folder
@@ -280,7 +282,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in positive_ints:
         if getattr(config, key) < 1:
             raise UsageError(f"{key} must be at least 1, got {getattr(config, key)}")
-    for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers"):
+    for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers", "checkpoint_every",
+                "keep_checkpoints"):
         if getattr(config, key) < 0:
             raise UsageError(f"{key} must be 0 or more, got {getattr(config, key)}")
     for key in ("lr", "weight_decay", "grad_clip", "lr_warmup_epochs", "onecycle_max_lr", "time_budget_s"):

@@ -21,6 +21,9 @@ def register(sub) -> None:
                         help="override config fields, e.g. epochs=3 dataset=synthetic ast.target=0.1")
     parser.add_argument("--out", help="output folder (created; required unless --show-config/--list)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.pt")
+    parser.add_argument("--resume-from", metavar="FILE",
+                        help="continue from this checkpoint of a run (e.g. OUT/epoch_003.pt), into --out "
+                             "(default: the checkpoint's folder)")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     parser.set_defaults(func=run)
@@ -33,7 +36,13 @@ def run(args) -> int:
         for name, text in presets.describe().items():
             print(f"{name:28s} {text}")
         return 0
-    if args.resume:
+    if args.resume_from:
+        if args.set or args.preset:
+            raise UsageError("--resume-from continues a run with its saved config; --preset and --set cannot "
+                             "change it")
+        args.out = args.out or str(Path(args.resume_from).parent)
+        result = train(None, args.out, resume_from=args.resume_from)
+    elif args.resume:
         if not args.out:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
         if args.set:

@@ -107,13 +107,15 @@ def make_step(config, model, optimizer, scaler, device, precision, scheduler, ba
     return kind(model, optimizer, scaler, config, device, precision, scheduler, batches_per_epoch)
 
 
-def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool) -> Run:
-    """Build the run from `config`, or from `out/last.pt` with `resume` (its config and full state)."""
+def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
+          resume_from: Optional[Path] = None) -> Run:
+    """Build the run from `config`, or with `resume` from `out/last.pt` (or from the checkpoint `resume_from`,
+    e.g. an `epoch_NNN.pt`): its config and full state."""
     state = None
-    if resume:
+    if resume or resume_from is not None:
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
-        last = out / "last.pt"
+        last = Path(resume_from) if resume_from is not None else out / "last.pt"
         if not last.is_file():
             raise UsageError(f"--resume: {last} does not exist; start the run without --resume")
         state = checkpoint.load(last)
@@ -225,6 +227,13 @@ def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
     if improved:
         checkpoint.save(run.out / "best.pt", full)
     checkpoint.save(run.out / "last.pt", full)
+    every = run.config.checkpoint_every
+    if every and (epoch + 1) % every == 0:
+        checkpoint.save(run.out / f"epoch_{epoch + 1:03d}.pt", full)
+        keep = run.config.keep_checkpoints
+        periodic = sorted(run.out.glob("epoch_[0-9][0-9][0-9]*.pt"))
+        for old in periodic[:-keep] if keep else []:  # written atomically, so deleting the oldest is safe
+            old.unlink(missing_ok=True)
 
 
 def summarize(run: Run, stop_reason: str) -> dict:
@@ -251,10 +260,11 @@ def summarize(run: Run, stop_reason: str) -> dict:
 
 
 def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
-          on_epoch_end: Optional[Callable[[dict], None]] = None) -> RunResult:
-    """Train as `config` says. With `resume`, continue the run saved in `out_dir/last.pt`."""
+          on_epoch_end: Optional[Callable[[dict], None]] = None, resume_from=None) -> RunResult:
+    """Train as `config` says. With `resume`, continue the run saved in `out_dir/last.pt`; with
+    `resume_from`, continue from that checkpoint (any `epoch_NNN.pt`, `best.pt` or `last.pt`) into `out_dir`."""
     out = Path(out_dir) if out_dir is not None else None
-    run = setup(config, out, resume)
+    run = setup(config, out, resume, resume_from)
     stop_reason = "completed"
     diverged = None
     for epoch in range(run.start_epoch, run.config.epochs):
