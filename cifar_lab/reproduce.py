@@ -230,25 +230,30 @@ def book_root() -> Path:
     return root
 
 
-def chapters(root: Optional[Path] = None) -> list[Chapter]:
-    """The notebooks of _toc.yml, in its order."""
+def toc_files(root: Optional[Path] = None) -> list[str]:
+    """Every `file:` of the book's _toc.yml in its order, the root page first (paths without extension)."""
     import yaml
 
-    root = root or book_root()
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files: list[str] = []
+    toc = yaml.safe_load(((root or book_root()) / "_toc.yml").read_text())
+    found = [toc["root"]]
 
     def walk(entries):
         for entry in entries or []:
             if "file" in entry:
-                files.append(entry["file"])
+                found.append(entry["file"])
             walk(entry.get("sections"))
 
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
     walk(toc.get("chapters"))
+    return found
+
+
+def chapters(root: Optional[Path] = None) -> list[Chapter]:
+    """The notebooks of _toc.yml, in its order."""
+    root = root or book_root()
     found = []
-    for name in files:
+    for name in toc_files(root):
         notebook = root / f"{name}.md"
         if name.startswith("notebooks/") and notebook.is_file():
             found.append(Chapter(notebook.stem.split("_")[0], notebook, first_heading(notebook)))

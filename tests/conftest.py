@@ -10,6 +10,9 @@ import os
 import shutil
 import tempfile
 
+import pytest
+import torch
+
 os.environ["CIFAR_LAB_SMOKE"] = "1"
 _SESSION_DATA = tempfile.mkdtemp(prefix="cifar-lab-test-data-")
 os.environ["CIFAR_LAB_DATA"] = _SESSION_DATA
@@ -17,3 +20,18 @@ os.environ["CIFAR_LAB_DATA"] = _SESSION_DATA
 
 def pytest_unconfigure(config):
     shutil.rmtree(_SESSION_DATA, ignore_errors=True)
+
+
+@pytest.fixture
+def offline_torch_home(tmp_path, monkeypatch):
+    """An empty torch hub cache, and downloads that fail: a machine without weights and without internet."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline, raising=False)
+    return home

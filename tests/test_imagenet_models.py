@@ -9,17 +9,9 @@ from cifar_lab.models.imagenet import WEIGHTS, weights_file
 
 
 @pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """A private torch hub cache; downloads are made to fail, as on a machine without internet."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
-
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline, raising=False)
-    return tmp_path
+def torch_home(offline_torch_home):
+    """A private torch hub cache (tests/conftest.py); downloads fail, as on a machine without internet."""
+    return offline_torch_home
 
 
 def plant(arch: str, version: str, seed: int) -> dict:

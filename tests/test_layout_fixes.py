@@ -17,21 +17,6 @@ from cifar_lab.engine.trainer import train
 from cifar_lab.inference import Predictor
 
 
-@pytest.fixture
-def offline_torch_home(tmp_path, monkeypatch):
-    """An empty torch hub cache, and downloads that fail: a machine without weights and without internet."""
-    home = tmp_path / "torch_home"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
-
-    def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline, raising=False)
-    return home
-
-
 @pytest.fixture(scope="module")
 def imagenet_run(tmp_path_factory):
     """`--preset imagenet1k-resnet18 --set dataset=synthetic-imagenet epochs=1 image_size=48`, via the CLI."""
