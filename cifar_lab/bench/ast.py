@@ -14,9 +14,9 @@ AST batches run untimed, so the timed batches run at the target rate rather than
 start-up transient (which `cifar-lab train` and notebook 03 show).
 
 The compute model says (1 + 3 x 0.1) / 3 = 0.43 of dense at a 10 % target; the FLOPs counted on the real
-model give `compute_vs_dense_flops`. Wall-clock differs from both: without packing a training step on a
-dozen samples costs almost as much as one on 128 on many machines (a fixed cost per step), and on a CPU the
-no-grad scoring forward is cheaper than a third of a training step.
+model give `compute_vs_dense_flops`. Wall-clock differs from both: without packing every small step pays the
+fixed cost of a step, which is most of a full step on some machines and little on others, and a no-grad
+scoring forward can cost less than a third of a training step.
 """
 from __future__ import annotations
 
