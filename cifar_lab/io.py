@@ -41,6 +41,27 @@ def atomic_write(path, write: Callable[[object], None], binary: bool = True) -> 
 TMP_SUFFIX = ".tmp"
 
 
+def atomic_link(source, path) -> None:
+    """Make `path` hold the same bytes as `source` without a second copy on disk: a hard link, renamed into
+    place atomically. Where the file system has no hard links, an atomic copy instead. Later atomic writes to
+    `source` replace its directory entry, not the shared file, so `path` keeps the bytes it was given."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f".{path.name}.link{os.getpid()}{TMP_SUFFIX}")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        with open(source, "rb") as original:
+            atomic_write(path, lambda handle: shutil.copyfileobj(original, handle))
+        return
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(path, exc) from None
+
+
 class WriteError(UsageError):
     """A file could not be written; the message names the path and what the operating system said."""
 

@@ -24,9 +24,12 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def sync(device) -> None:
-    """Wait for the work queued on `device`: a CUDA call only queues kernels, so a timer must wait for them."""
-    if torch.device(device).type == "cuda":
+    """Wait for the work queued on `device`: a CUDA or MPS call only queues kernels, so a timer must wait."""
+    kind = torch.device(device).type
+    if kind == "cuda":
         torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
 
 
 def timed(fn: Callable[[], int], device) -> float:
@@ -58,7 +61,9 @@ def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, r
 
 def device_label(device) -> str:
     device = torch.device(device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "Apple MPS" if device.type == "mps" else "cpu"
 
 
 @torch.inference_mode()
@@ -87,10 +92,13 @@ def latency(model: torch.nn.Module, input_size: int, device, warmup: int = 10, r
         torch.cuda.synchronize(device)
         times = [start.elapsed_time(end) for start, end in pairs]
     else:
+        # No timing events off CUDA: wall-clock around each pass, waiting for the queue on MPS (a no-op on CPU).
         times = []
         for _ in range(runs):
+            sync(device)
             start = time.perf_counter()
             model(images)
+            sync(device)
             times.append((time.perf_counter() - start) * 1000.0)
     ms = torch.tensor(times, dtype=torch.float64)
     result = {"mean_ms": float(ms.mean()), "std_ms": float(ms.std()) if runs > 1 else 0.0}

@@ -18,6 +18,7 @@ Record format:
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -124,13 +125,35 @@ def render_record(path: Path, record: dict, head: str, heading_level: int = 3) -
     return lines
 
 
+def wrap_command(command: str, width: int = 76) -> str:
+    """Break each shell line longer than `width` at spaces between arguments, with `\\` continuations, so a
+    command fits the book's column and still runs when pasted. Quoted arguments are never split."""
+    wrapped = []
+    for line in command.splitlines():
+        if len(line) <= width:
+            wrapped.append(line)
+            continue
+        splitter = shlex.shlex(line, posix=False)
+        splitter.whitespace_split = True
+        splitter.commenters = ""
+        current = ""
+        for word in splitter:
+            if current and len(current) + 1 + len(word) > width - 2:
+                wrapped.append(current + " \\")
+                current = "    " + word
+            else:
+                current = f"{current} {word}" if current else word
+        wrapped.append(current)
+    return "\n".join(wrapped)
+
+
 def render_measurement(measurement: dict) -> list[str]:
     intro = f"**{measurement['title']}**"
     if measurement.get("description"):
         intro += f": {measurement['description']}"
     lines = [intro, ""]
     if measurement.get("command"):
-        lines += ["```bash", measurement["command"].rstrip(), "```", ""]
+        lines += ["```bash", wrap_command(measurement["command"].rstrip()), "```", ""]
     table = measurement.get("table")
     if table:
         lines.append("| " + " | ".join(table["columns"]) + " |")

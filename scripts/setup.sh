@@ -5,6 +5,7 @@
 #   PYTHON           the interpreter to build it from (default: python3)
 # Prints nothing else on success but pip's own summary; safe to run again (pip skips what is installed).
 set -euo pipefail
+start=$SECONDS
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${CIFAR_LAB_VENV:-$repo/.venv}"
 python="${PYTHON:-python3}"
@@ -14,4 +15,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt" -e "$repo"
-echo "setup: ready ($venv/bin/python, $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"
+# JupyterLab opens the MyST chapters (notebooks/*.md) as notebooks, not as text: jupytext's default-viewer
+# setting, written into this environment's JupyterLab (overrides.json), so no user-wide setting is touched.
+"$venv/bin/jupytext-config" --settings-file "$venv/share/jupyter/lab/settings/overrides.json" \
+  set-default-viewer markdown myst
+echo "setup: ready in $((SECONDS - start)) s ($venv/bin/python," \
+     "$("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from book_toc import ROOT, toc_files  # tests/ is on sys.path under pytest
+from html_overflow import measure
 
 
 def test_book_builds_with_every_page(tmp_path):
@@ -29,3 +30,11 @@ def test_book_builds_with_every_page(tmp_path):
     assert (html / "index.html").is_file()
     # The chapters carry their figures: executed notebooks, not just text.
     assert list((html / "_images").glob("*.png")), "the built book has no figures"
+
+    # Nothing is cut off: no code cell, printed output or table is wider than the column in a browser.
+    layout = measure([html / f"{entry}.html" for entry in toc_files()])
+    assert sum(page["blocks"] for page in layout.values()) > 50, layout   # the selectors still find the code
+    overflowing = {name: page["overflowing"] for name, page in layout.items() if page["overflowing"]}
+    assert not overflowing, "blocks wider than the column: " + "; ".join(
+        f"{name}: {block['kind']} +{block['overflow_px']}px {block['line']!r}"
+        for name, blocks in overflowing.items() for block in blocks)

@@ -16,6 +16,11 @@ def test_keep_the_newest_periodic_checkpoints_and_resume_from_one(tmp_path):
                  "checkpoint_every=1", "keep_checkpoints=2", "--out", str(full)]) == 0
     assert sorted(p.name for p in full.glob("*.pt")) == ["best.pt", "epoch_003.pt", "epoch_004.pt", "last.pt"]
     assert checkpoint.load(full / "epoch_003.pt")["epoch"] == 2
+    # One copy on disk per epoch: the newest periodic checkpoint is last.pt's file, the older one its own.
+    assert (full / "epoch_004.pt").samefile(full / "last.pt")
+    assert not (full / "epoch_003.pt").samefile(full / "last.pt")
+    best = checkpoint.load(full / "best.pt")
+    assert best["epoch"] + 1 == best["best_epoch"]   # the epoch it was linked at (epoch is 0-based)
 
     resumed = tmp_path / "resumed"
     resumed.mkdir()

@@ -19,7 +19,7 @@ def register(sub) -> None:
     parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--json", help="also write the predictions (and failures) as JSON")
     parser.set_defaults(func=run)
 

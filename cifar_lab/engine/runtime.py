@@ -11,12 +11,29 @@ import torch
 from ..errors import UsageError
 
 
+def mps_available() -> bool:
+    """Apple-silicon GPU (Metal Performance Shaders), as PyTorch's MPS backend reports it."""
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
 def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("device=cuda was asked for but no CUDA GPU is visible; use --set device=cpu or auto")
+    if name == "mps" and not mps_available():
+        raise UsageError("device=mps was asked for but this machine has no Apple-silicon GPU (MPS); "
+                         "use --set device=cpu or auto")
     return torch.device(name)
+
+
+def mps_supports_bf16() -> bool:
+    # Metal gained bfloat16 with macOS 14 (Sonoma); PyTorch refuses bf16 tensors on MPS before that.
+    check = getattr(torch.backends.mps, "is_macos_or_newer", None)
+    return bool(check and check(14, 0))
 
 
 def cpu_supports_bf16() -> bool:
@@ -31,9 +48,13 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name != "auto":
         if name == "fp16" and device.type == "cpu":
             raise UsageError("precision=fp16 needs a CUDA GPU; on the CPU use bf16 or fp32")
+        if name == "bf16" and device.type == "mps" and not mps_supports_bf16():
+            raise UsageError("precision=bf16 needs macOS 14 or newer on MPS; use --set precision=fp16 or fp32")
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"   # MPS autocast's native half type; bf16 only on recent macOS, and no faster there
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
@@ -63,6 +84,8 @@ def rng_state(loader_generator: torch.Generator | None) -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+    if mps_available():
+        state["mps"] = torch.mps.get_rng_state()
     if loader_generator is not None:
         state["loader"] = loader_generator.get_state()
     return state
@@ -74,5 +97,7 @@ def set_rng_state(state: dict, loader_generator: torch.Generator | None) -> None
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and mps_available():
+        torch.mps.set_rng_state(state["mps"])
     if loader_generator is not None and "loader" in state:
         loader_generator.set_state(state["loader"])
