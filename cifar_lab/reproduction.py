@@ -38,4 +38,5 @@ def reproduction_table(rows: list[tuple]):
         shown = "-" if value is None else f"{value:,.4g} {expectation.unit}".strip()
         records.append({"metric": expectation.metric, "expected": expectation.expected,
                         "criterion": expectation.criterion, "measured": shown, "how": how, "status": status})
-    return pd.DataFrame.from_records(records).set_index("metric")
+    # The index's name goes into the header's corner, so the table has one header row.
+    return pd.DataFrame.from_records(records).set_index("metric").rename_axis(index=None, columns="metric")
