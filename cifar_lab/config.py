@@ -43,6 +43,32 @@ class ASTConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation from a trained checkpoint (Hinton, Vinyals, Dean 2015); see
+    `engine/distill_step.py`."""
+
+    enabled: bool = False
+    teacher: str = ""             # checkpoint of the teacher (best.pt or last.pt of a run)
+    temperature: float = 4.0      # T: both logits are divided by it; the soft term is scaled by T^2
+    alpha: float = 0.9            # weight of the soft (teacher) term; 1 - alpha weighs the label loss
+
+
+@dataclass
+class DistConfig:
+    """Training on several processes (`torchrun`, or `cifar-lab train --nproc-per-node N`); see
+    `cifar_lab.distributed`. The last three fields are resolved at run time and recorded in config.json."""
+
+    strategy: str = "ddp"         # ddp (all-reduce every step) | local_sgd (post-local SGD, Lin et al. 2020)
+    local_sgd_period: int = 4     # local_sgd: optimizer steps between two parameter averages
+    local_sgd_warmup_steps: int = 0   # local_sgd: steps of plain DDP before local steps begin
+    sync_batchnorm: bool = False  # CUDA only: BatchNorm statistics over the global batch
+    timeout_s: float = 300.0      # collectives that wait longer fail instead of hanging
+    world_size: int = 1           # resolved: processes of the run
+    global_batch: int = 0         # resolved: batch_size x world_size x grad_accum
+    effective_lr: float = 0.0     # resolved: lr after lr_scaling
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines a training run. Presets fill it; `--set` overrides single fields."""
 
@@ -63,6 +89,7 @@ class TrainConfig:
     num_workers: int = 2              # torchvision route only
     # model
     model: str = "resnet18_cifar"
+    dropout: Optional[float] = None   # None: the model's own rate; 0..1: p of every Dropout layer
     # optimisation
     epochs: int = 200
     batch_size: int = 128
@@ -79,6 +106,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 0.0            # max gradient norm; 0 = off
     grad_accum: int = 1
+    lr_scaling: str = "none"          # none | linear: lr x global batch / lr_reference_batch (Goyal et al. 2017)
+    lr_reference_batch: int = 256     # the global batch that `lr` is stated for
     # speed
     device: str = "auto"              # auto | cpu | cuda
     precision: str = "auto"           # auto | fp32 | bf16 | fp16
@@ -108,6 +137,8 @@ class TrainConfig:
     synthetic_jpeg_val_per_class: int = 4
     synthetic_jpeg_px: int = 80       # synthetic-imagenet: side of the generated JPEGs
     ast: ASTConfig = field(default_factory=ASTConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,13 +151,15 @@ CHOICES = {
     "normalization": ("dataset", "half"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("cosine", "warmup_cosine", "onecycle", "constant"),
-    "device": ("auto", "cpu", "cuda"),
+    "device": ("auto", "cpu", "cuda", "mps"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "ast.gains": ("seed", "tuned"),
     "ast.gate": ("hard", "sigmoid"),
     "ast.selection": ("gate", "random"),
     "jpeg_route": ("cpu", "gpu"),
     "pretrained": ("none", "v1", "v2"),
+    "lr_scaling": ("none", "linear"),
+    "dist.strategy": ("ddp", "local_sgd"),
 }
 
 
@@ -289,10 +322,44 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("lr", "weight_decay", "grad_clip", "lr_warmup_epochs", "onecycle_max_lr", "time_budget_s"):
         if getattr(config, key) < 0:
             raise UsageError(f"{key} must be 0 or more, got {getattr(config, key)}")
+    if config.dropout is not None and not 0.0 <= config.dropout < 1.0:
+        raise UsageError(f"dropout must be in [0, 1) (or none: the model's own), got {config.dropout}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise UsageError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if not 0.0 <= config.target_acc <= 1.0:
         raise UsageError(f"target_acc must be in [0, 1] (a fraction, not a percentage), got {config.target_acc}")
     if config.ast.enabled or config.ast.dense_epochs:
         validate_ast(config)
+    for key, value in (("lr_reference_batch", config.lr_reference_batch),
+                       ("dist.local_sgd_period", config.dist.local_sgd_period),
+                       ("dist.world_size", config.dist.world_size)):
+        if value < 1:
+            raise UsageError(f"{key} must be at least 1, got {value}")
+    if config.dist.local_sgd_warmup_steps < 0 or not config.dist.timeout_s > 0:
+        raise UsageError("dist.local_sgd_warmup_steps must be 0 or more and dist.timeout_s above 0")
+    if config.distill.enabled or config.distill.teacher:
+        _validate_distill(config)
     return config
+
+
+def _validate_distill(config: TrainConfig) -> None:
+    """The `distill.*` fields on their own; the teacher checkpoint's contents (readable, class count, input
+    size) are checked when the run loads it (`engine/distill_step.py` `load_teacher`)."""
+    from pathlib import Path
+
+    d = config.distill
+    if not d.enabled:
+        raise UsageError(f"distill.teacher={d.teacher} is set but distill.enabled=false; add --set "
+                         f"distill.enabled=true (or use --preset cifar10-distill-mobilenetv3)")
+    if not d.teacher:
+        raise UsageError("distillation needs a teacher: --set distill.teacher=RUN/best.pt (train one with "
+                         "`cifar-lab train --preset cifar10-resnet18 --out RUN`)")
+    if not Path(d.teacher).is_file():
+        raise UsageError(f"distill.teacher={d.teacher}: no such file; point it at the best.pt of a finished run")
+    if not d.temperature > 0:
+        raise UsageError(f"distill.temperature must be above 0, got {d.temperature}")
+    if not 0.0 <= d.alpha <= 1.0:
+        raise UsageError(f"distill.alpha must be in [0, 1] (weight of the teacher's term), got {d.alpha}")
+    if config.ast.enabled:
+        raise UsageError("distillation and AST cannot be combined in one run (the AST gate would score with the "
+                         "student alone); set ast.enabled=false or distill.enabled=false")

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 
 from .engine.evaluate import coarse_confusion
@@ -19,7 +20,6 @@ from .engine.evaluate import coarse_confusion
 
 def history_frame(history):
     """A pandas DataFrame of per-epoch rows from a list of dicts, a DataFrame, or a metrics.csv path."""
-    import pandas as pd
 
     if isinstance(history, (str, Path)):
         return pd.read_csv(history)
@@ -40,7 +40,9 @@ def training_curves(history, title: str = "") -> plt.Figure:
     for column, label in (("train_loss", "train"), ("test_loss", "test")):
         if column in frame:
             axes[0].plot(epochs, frame[column], marker=marker, label=label)
-    axes[0].set(title="loss", xlabel="epoch")
+    # A log scale: the first epoch's test loss of a fresh network can be 100x the later ones, and would
+    # flatten the rest of the curve on a linear axis.
+    axes[0].set(title="loss (log scale)", xlabel="epoch", yscale="log")
     for column, label in (("train_acc", "train"), ("test_acc", "test")):
         if column in frame:
             axes[1].plot(epochs, 100 * frame[column], marker=marker, label=label)
@@ -104,7 +106,7 @@ def per_class_accuracy(per_class: Sequence[float], class_names: Sequence[str],
     ax.set_yticks(range(len(order)), labels)
     ax.invert_yaxis()
     ax.set(xlim=(0, 100), xlabel="accuracy (%)", title=title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)   # beside the bars, never on them
     fig.tight_layout()
     return fig
 
@@ -133,7 +135,7 @@ def superclass_accuracy(confusion, coarse_of_fine, coarse_names: Sequence[str]) 
     ax.bar(x + 0.2, coarse, width=0.4, label="superclass right")
     ax.set_xticks(x, coarse_names, rotation=60, ha="right", fontsize=8)
     ax.set(ylim=(0, 1.02), ylabel="test accuracy", title="accuracy by superclass")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.08), ncols=2, frameon=False)   # above the bars
     fig.tight_layout()
     return fig
 
@@ -152,7 +154,10 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
     generator = torch.Generator().manual_seed(seed)
     labels = labels.cpu()
     n = len(class_names)
-    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.65 + 1.6, n * 0.65), squeeze=False)
+    # Constrained layout keeps room for the title above the tiles (tight_layout ignores a suptitle).
+    fig, axes = plt.subplots(n, per_class, figsize=(per_class * 0.65 + 1.6, n * 0.65 + (0.5 if title else 0)),
+                             squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
     for row, name in enumerate(class_names):
         members = torch.nonzero(labels == row).flatten()
         chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
@@ -167,7 +172,6 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(pad=0.2)
     return fig
 
 
@@ -176,7 +180,10 @@ def augmentation_grid(originals: torch.Tensor, augmented: Sequence[torch.Tensor]
     """Column 0: the original images; each further column: one augmented draw of the same images."""
     rows = originals.shape[0]
     columns = 1 + len(augmented)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1), squeeze=False)
+    # Constrained layout keeps room for the title above the column labels (tight_layout ignores a suptitle).
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1 + 0.6), squeeze=False,
+                             layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
     for row in range(rows):
         for col in range(columns):
             ax = axes[row, col]
@@ -188,7 +195,6 @@ def augmentation_grid(originals: torch.Tensor, augmented: Sequence[torch.Tensor]
     for col in range(1, columns):
         axes[0, col].set_title(f"draw {col}", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout(pad=0.2)
     return fig
 
 
@@ -218,6 +224,121 @@ def throughput_bars(results: dict[str, float], title: str = "images per second",
     for bar, value in zip(bars, values):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:,.0f}", va="center", fontsize=8)
     ax.set(xlabel=unit, title=title, xlim=(0, max(values) * 1.2 if values else 1))
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_against_latency(table: pd.DataFrame, device: str) -> plt.Figure:
+    """One labelled point per model (the table's index): batch-1 median latency (`p50_ms`, log scale) against
+    top-1 accuracy (`top1`), with the marker's area growing with the parameter count (`M params`)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.scatter(table["p50_ms"], 100 * table["top1"], s=30 + 8 * table["M params"])
+    for name, row in table.iterrows():
+        ax.annotate(name, (row["p50_ms"], 100 * row["top1"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)
+    ax.set(xlabel=f"batch-1 latency, median (ms, {device})", ylabel="top-1 accuracy (%)",
+           title="accuracy against latency (marker area ~ parameters)", xscale="log")
+    fig.tight_layout()
+    return fig
+
+
+def memory_by_batch_size(table: pd.DataFrame, budgets_gib: Sequence[float] = (16, 24, 40, 80),
+                         title: str = "training memory per batch size") -> plt.Figure:
+    """Stacked estimate (fixed: weights, gradients, optimizer state; activations, which grow with the batch)
+    against batch size, a measured column where there is one, and horizontal lines at common GPU sizes, so
+    the largest batch that fits a card can be read off. `table` is indexed by batch size, with the columns of
+    `measure.training_memory_estimate` (MiB) and optionally `measured_MiB`."""
+    batch = np.asarray(table.index, dtype=np.float64)
+    fixed = table["weights_grads_optimizer_MiB"].to_numpy() / 1024
+    activations = table["activations_MiB"].to_numpy() / 1024
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.stackplot(batch, fixed, activations, labels=["weights, gradients, optimizer (estimate)",
+                                                    "activations (estimate)"], alpha=0.8)
+    if "measured_MiB" in table:
+        ax.plot(batch, table["measured_MiB"].to_numpy() / 1024, "ko-", label="measured (CUDA)")
+    top = (fixed + activations).max()
+    highest = top
+    for budget in budgets_gib:   # the card sizes up to the first one that holds the largest batch shown
+        ax.axhline(budget, color="grey", linestyle=":", linewidth=1)
+        ax.text(batch[-1], budget, f"{budget:g} GiB card ", ha="right", va="bottom", fontsize=8, color="grey")
+        highest = max(highest, budget)
+        if budget >= top:
+            break
+    ax.set_ylim(0, 1.15 * highest)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xticks(batch, [f"{int(b)}" for b in batch])
+    ax.set(xlabel="batch size (images per GPU)", ylabel="GiB", title=title)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def processes_compared(result: dict, title: str = "") -> plt.Figure:
+    """One process against N (a `bench.ddp.run` result): images/s with the spread of the repeats, and test
+    accuracy per epoch of the two runs."""
+    n = result["nproc"]
+    fig, (speed, acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    spreads = [result["img_s_1_spread"], result["img_s_n_spread"]]
+    medians = [s["median"] for s in spreads]
+    errors = [[m - s["min"] for m, s in zip(medians, spreads)], [s["max"] - m for m, s in zip(medians, spreads)]]
+    speed.bar(["1 process", f"{n} processes"], medians, yerr=errors, capsize=4, color=["#888888", "#1f77b4"])
+    speed.set(ylabel="training images / s", title=f"scaling efficiency {result['efficiency']:.2f}")
+    for history, label in ((result["history_1"], "1 process"), (result["history_ddp"], f"{n} processes, DDP")):
+        frame = history_frame(history).astype({"epoch": int, "test_acc": float})
+        acc.plot(frame["epoch"], frame["test_acc"], marker="o", label=label)
+    acc.set(xlabel="epoch", ylabel="test accuracy", title="same per-rank batch")
+    acc.legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ddp_vs_local_sgd(result: dict, title: str = "") -> plt.Figure:
+    """Accuracy against bytes all-reduced per rank, DDP and post-local SGD (a `bench.ddp.run` result)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for key, label in (("history_ddp", "DDP"), ("history_local_sgd", f"local SGD, period "
+                                                                     f"{result['local_sgd_period']}")):
+        frame = history_frame(result[key]).astype({"comm_bytes": float, "test_acc": float})
+        sent = frame["comm_bytes"].cumsum() / 2**20
+        ax.plot(sent, frame["test_acc"], marker="o", label=label)
+    ax.set(xlabel="MiB all-reduced per rank (cumulative)", ylabel="test accuracy", title=title)
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def inference_routes(result: dict, floor: Optional[float] = None) -> plt.Figure:
+    """Batch-1 latency (p50 bar, p95 tick, the repeats' p50 range) and batched images/s per inference
+    route, from a `bench.inference.run` result; routes below the agreement floor are hatched grey."""
+    floor = result.get("agreement_floor", 0.99) if floor is None else floor
+    names = list(result["routes"])
+    rows = [result["routes"][n] for n in names]
+    agree = [r["agreement"] >= floor for r in rows]
+    colours = ["tab:blue" if ok else "lightgrey" for ok in agree]
+    hatches = ["" if ok else "//" for ok in agree]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 0.45 * len(names) + 1.6), sharey=True)
+    y = np.arange(len(names))
+    p50 = np.array([r["p50_ms"] for r in rows])
+    low = p50 - np.array([r["p50_spread"]["min"] for r in rows])
+    high = np.array([r["p50_spread"]["max"] for r in rows]) - p50
+    bars = left.barh(y, p50, color=colours, xerr=[low, high], capsize=3)
+    left.plot([r["p95_ms"] for r in rows], y, "k|", markersize=12, label="p95")
+    right_bars = right.barh(y, [r["img_s"] for r in rows], color=colours)
+    for bar_set in (bars, right_bars):
+        for bar, hatch in zip(bar_set, hatches):
+            bar.set_hatch(hatch)
+    left.set_yticks(y, names)
+    left.invert_yaxis()
+    left.set(xlabel="batch-1 latency, ms (bar: p50, line: p95)")
+    right.set(xlabel=f"images/s at batch {result.get('batch_size', '')}")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{result.get('model', '')} on {result.get('device', '')}: grey, hatched = "
+                 f"agreement with eager below {floor:g}", fontsize=9)
     fig.tight_layout()
     return fig
 

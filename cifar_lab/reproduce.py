@@ -164,6 +164,23 @@ CLAIMS: dict[str, list[Claim]] = {
                 "summary.best_acc", lambda v: v >= 0.75, ">= 75 % after 90 epochs",
                 needs=(at_full_scale, trained_epochs(90))),
     ],
+    "08": [
+        value("bytes all-reduced per step, post-local SGD against DDP", "about 1/H of DDP's (parameters averaged "
+              "every H steps instead of gradients every step)", "Lin et al. (2020), Don't Use Large Mini-Batches, "
+              "Use Local SGD", "local_sgd_bytes_per_step / ddp_bytes_per_step", lambda v: v < 1.0,
+              "< 1 (same run)", needs=()),
+        percent("AST activation rate with 2 processes (one global threshold)", "10.4 %", AST_SEED,
+                "ast.activation_rate", lambda v: abs(v - 0.10) <= 0.02, "10 % +- 2 points (last epoch)", needs=()),
+        value("DDP scaling efficiency (images/s of N GPUs over N x one GPU)", "close to 1 for ResNets",
+              "Li et al. (2020), PyTorch Distributed: Experiences on Accelerating Data Parallel Training",
+              "efficiency", lambda v: v >= 0.8, ">= 0.8", needs=(at_full_scale, on_gpu)),
+    ],
+    "09": [
+        value("ResNet-18 batch-1 fp32 latency, eager (chapter 9's reference route)", "< 10 ms on a GPU",
+              "the inference-acceleration seed document (warm-up, then 1,000 timed runs)",
+              "routes.eager.p50_ms", lambda v: v < 10, "< 10 ms (median)", needs=(at_full_scale, on_gpu),
+              unit="ms"),
+    ],
 }
 
 

@@ -5,7 +5,6 @@ The server is a real `jupyter lab` on a free localhost port, started from this e
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ import urllib.request
 from pathlib import Path
 
 from book_toc import ROOT  # tests/ is on sys.path under pytest
+from local_server import free_port, stop
 
 SETTINGS = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
 PLUGIN = "@jupyterlab/docmanager-extension:plugin"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get_json(url: str, token: str) -> dict:
@@ -69,9 +63,4 @@ def test_a_chapter_opens_as_a_notebook_through_a_running_server(tmp_path):
         assert any(cell["cell_type"] == "code" for cell in cells)
         assert any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in cells)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, grace_s=20)

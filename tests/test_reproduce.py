@@ -93,7 +93,7 @@ def test_cpu_scale_runs_chapters_without_cpu_parameters_as_smoke_and_says_so(tmp
 
 def test_the_book_chapters_and_their_cpu_parameters():
     chapters = reproduce.chapters()
-    assert [c.id for c in chapters] == ["01", "02", "03", "03b", "04", "05", "06", "07"]
+    assert [c.id for c in chapters] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
     assert set(reproduce.CLAIMS) == {c.id for c in chapters}
     by_id = {c.id: c for c in chapters}
     for chapter_id, parameters in reproduce.CPU_PARAMETERS.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .. import models
 from ..bench import PRECISIONS
+from .parsers import add_checkpoint_argument
 from .report import write_json
 
 
@@ -66,6 +67,48 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of both routes (default: 2)")
     p.add_argument("--json", help="write the result as JSON")
     p.set_defaults(func=bench_imagenet_data)
+
+    p = kinds.add_parser("inference", help="a checkpoint's inference routes: latency, img/s, agreement, size",
+                         description="Builds every inference route of a checkpoint's model (eager fp32, "
+                                     "channels-last, bf16/fp16 autocast, torch.compile, ONNX Runtime, int8 "
+                                     "static quantization), checks each one's top-1 agreement with eager "
+                                     "fp32 on the test split, then times them in turn (alternating, median "
+                                     "of repeats): batch-1 p50/p95 latency and images/s at --batch-size. "
+                                     "best_route is the fastest at batch 1 among routes that agree with "
+                                     "eager on at least 0.99 of the test images.")
+    add_checkpoint_argument(p)
+    p.add_argument("--routes", help="comma-separated subset of: eager, channels_last, autocast, compile, "
+                                    "onnxruntime, int8 (default: all; eager is always measured)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds over all routes; medians over them (default 3)")
+    p.add_argument("--runs", type=int, default=100, help="timed batch-1 runs per route and round (default 100)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs before each timing (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="throughput batch size (default 64)")
+    p.add_argument("--batch-runs", type=int, default=5, help="timed batches per route and round (default 5)")
+    p.add_argument("--eval-images", type=int, help="test images for accuracy and agreement (default: all)")
+    p.add_argument("--calibration-images", type=int, default=256,
+                   help="training images that calibrate int8 (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--data-root", help="where the checkpoint's dataset is (default: as in the checkpoint)")
+    p.add_argument("--keep", metavar="DIR", help="keep the routes' files (weights, .onnx) in DIR")
+    p.add_argument("--threads", type=int, help="CPU threads of every route (default: PyTorch's, one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", help="write the result as JSON")
+    p.set_defaults(func=bench_inference)
+    p = kinds.add_parser("ddp", help="training images/s with 1 and N processes; bytes per step of DDP and local SGD",
+                         description="Launches `cifar-lab train` through torchrun with 1 and with N processes "
+                                     "(alternating, median of repeats), reports the scaling efficiency, and the "
+                                     "bytes each rank all-reduces per optimizer step with DDP and post-local SGD.")
+    p.add_argument("--nproc-per-node", type=int, default=2, metavar="N", help="processes to compare with one")
+    p.add_argument("--preset", default="cifar10-simplecnn")
+    p.add_argument("--train-size", type=int, default=2000, help="synthetic training images (default 2000)")
+    p.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per run; the last one is timed (default 2)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--local-sgd-period", type=int, default=4, help="steps between parameter averages")
+    p.add_argument("--device", default="cpu", help="cpu (gloo, default) or cuda (NCCL, one GPU per process)")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--json", help="write the result as JSON")
+    p.set_defaults(func=bench_ddp)
 
 
 def _model_arguments(parser, precision_help: str) -> None:
@@ -140,5 +183,39 @@ def bench_imagenet_data(args) -> int:
     else:
         print("  gpu route: not measured - it decodes JPEG batches on a CUDA GPU "
               "(torchvision.io.decode_jpeg(device='cuda')) and this machine has no CUDA device")
+    write_json(args.json, r)
+    return 0
+
+
+def bench_inference(args) -> int:
+    from ..bench import inference
+
+    r = inference.run(args.checkpoint, routes=args.routes, repeats=args.repeats, runs=args.runs,
+                      warmup=args.warmup, batch_size=args.batch_size, batch_runs=args.batch_runs,
+                      eval_images=args.eval_images, calibration_images=args.calibration_images,
+                      device=args.device, data_root=args.data_root, work_dir=args.keep,
+                      threads=args.threads, progress=not args.no_progress)
+    print(f"{r['model']} on {r['device']} ({r['threads']} threads), {r['repeats']} repeats; batch-1 latency, "
+          f"img/s at batch {r['batch_size']}, top-1 and agreement on {r['eval_images']} test images:")
+    for line in inference.table_lines(r):
+        print(f"  {line}")
+    print(inference.verdict_line(r))
+    write_json(args.json, r)
+    return 0
+
+
+def bench_ddp(args) -> int:
+    from ..bench import ddp
+
+    r = ddp.run(args.nproc_per_node, args.preset, args.train_size, args.batch_size, args.epochs, args.repeats,
+                args.local_sgd_period, args.data_root, device=args.device)
+    one, many = r["img_s_1_spread"], r["img_s_n_spread"]
+    print(f"{args.preset} on {r['device']} ({r['backend']}), batch {r['batch_size_per_rank']} per process, "
+          f"{r['repeats']} repeats:")
+    print(f"  1 process:   {one['median']:,.0f} img/s (runs {one['min']:,.0f}-{one['max']:,.0f})")
+    print(f"  {r['nproc']} processes: {many['median']:,.0f} img/s (runs {many['min']:,.0f}-{many['max']:,.0f}), "
+          f"scaling efficiency {r['efficiency']:.2f}")
+    print(f"  bytes all-reduced per step and rank: DDP {r['ddp_bytes_per_step']:,.0f}, local SGD (period "
+          f"{r['local_sgd_period']}) {r['local_sgd_bytes_per_step']:,.0f}")
     write_json(args.json, r)
     return 0

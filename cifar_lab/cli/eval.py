@@ -7,13 +7,14 @@ from ..data import registry as data_registry
 from ..engine import checkpoint, evaluate
 from ..engine.runtime import autocast, resolve_device, resolve_precision
 from .report import write_json
+from .parsers import add_checkpoint_argument
 
 
 def register(sub) -> None:
     parser = sub.add_parser("eval", help="evaluate a checkpoint (top-1, top-5) on the test split",
                             description="Rebuild the model and dataset from the config stored in the checkpoint "
                                         "and evaluate it. --set changes data settings (e.g. data_root).")
-    parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    add_checkpoint_argument(parser)
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", help="also write the result as JSON")
     parser.set_defaults(func=run)

@@ -8,6 +8,7 @@ from ..engine.runtime import resolve_device
 from ..errors import UsageError
 from ..measure import latency
 from .report import write_json
+from .parsers import add_device_argument
 
 
 def register(sub) -> None:
@@ -19,7 +20,7 @@ def register(sub) -> None:
     source.add_argument("--checkpoint", help="best.pt or last.pt of a run (model, classes, input size from it)")
     parser.add_argument("--classes", type=int, default=10, help="head size for --model (default 10)")
     parser.add_argument("--size", type=int, default=None, help="input resolution (default: the model's own)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_device_argument(parser)
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
     parser.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")

@@ -9,6 +9,7 @@ import sys
 
 from ..errors import UsageError
 from .report import write_json
+from .parsers import add_checkpoint_argument, add_device_argument
 
 
 def register(sub) -> None:
@@ -16,10 +17,10 @@ def register(sub) -> None:
                             description="Classify image files (PNG, JPEG, ... any size) with a checkpoint written by "
                                         "`cifar-lab train`; each image is prepared as the run's test images "
                                         "were (size, crop, normalisation from the checkpoint).")
-    parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    add_checkpoint_argument(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_device_argument(parser)
     parser.add_argument("--json", help="also write the predictions (and failures) as JSON")
     parser.set_defaults(func=run)
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from .. import presets
+from .. import distributed, presets
 from ..config import parse_assignments, validate
 from ..errors import UsageError
 
@@ -26,7 +27,32 @@ def register(sub) -> None:
                              "(default: the checkpoint's folder)")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
     parser.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    launch = parser.add_argument_group(
+        "several processes", "launch this command through torchrun (torch.distributed.run): DDP on gloo (CPU) or "
+                             "NCCL (one GPU per process); --set batch_size is per process")
+    launch.add_argument("--nproc-per-node", type=int, metavar="N", help="processes on this machine")
+    launch.add_argument("--nnodes", default="1", metavar="N", help="machines (or MIN:MAX); default 1")
+    launch.add_argument("--node-rank", type=int, metavar="R", help="this machine's rank (multi-node)")
+    launch.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="c10d rendezvous address (multi-node)")
+    launch.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                        help="restart the group up to K times after a failure; it resumes from OUT/last.pt")
     parser.set_defaults(func=run)
+
+
+LAUNCH_OPTIONS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "max_restarts")
+
+
+def own_command(args) -> list[str]:
+    """This train command without the launch options: what every process runs."""
+    command = ["train"]
+    for flag, value in (("--preset", args.preset), ("--out", args.out), ("--resume-from", args.resume_from)):
+        if value:
+            command += [flag, value]
+    if args.resume:
+        command.append("--resume")
+    if args.set:
+        command += ["--set", *args.set]
+    return command
 
 
 def run(args) -> int:
@@ -36,6 +62,27 @@ def run(args) -> int:
         for name, text in presets.describe().items():
             print(f"{name:28s} {text}")
         return 0
+    if args.nproc_per_node is not None:
+        if args.show_config:
+            raise UsageError("--show-config prints the config without training; leave out --nproc-per-node")
+        options = {name: getattr(args, name) for name in LAUNCH_OPTIONS}
+        distributed.launch_arguments(own_command(args), **options)  # bad launch options: one line, nothing run
+        if not (args.resume or args.resume_from):
+            if not args.preset:
+                raise UsageError(f"--preset is required; choose one of: {', '.join(presets.names())}")
+            validate(presets.resolve(args.preset, parse_assignments(args.set)))
+            if not args.out:
+                raise UsageError("--out DIR is required: the folder for config.json, metrics.csv, checkpoints")
+            if (Path(args.out) / "last.pt").exists():
+                raise UsageError(f"{args.out} already holds a run; continue it with --resume or choose another "
+                                 f"--out")
+        status = distributed.launch(own_command(args), **options)
+        if status and status != 2:  # 2: a rank already printed the one-line usage error
+            print(f"cifar-lab train: error: the {args.nproc_per_node}-process run failed (exit status {status}); "
+                  f"rank 0's message is above", file=sys.stderr)
+        return status
+    if distributed.restart_count() and args.out and (Path(args.out) / "last.pt").exists() and not args.resume_from:
+        args.resume, args.set, args.preset = True, [], None  # torchrun restarted the group: continue the run
     if args.resume_from:
         if args.set or args.preset:
             raise UsageError("--resume-from continues a run with its saved config; --preset and --set cannot "
@@ -61,6 +108,8 @@ def run(args) -> int:
             raise UsageError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
         result = train(config, args.out)
     s = result.summary
+    if not distributed.is_main():
+        return 0  # rank 0 reports the run
     print(f"done: best test accuracy {s['best_acc']:.4f} (epoch {s['best_epoch']}), final {s['final_acc']:.4f}, "
           f"{s['epochs']} epochs in {s['wall_seconds']:.1f}s on {s['device']}; results in {args.out}")
     return 0

@@ -113,9 +113,23 @@ class HFSource:
         self.dataset = split_dataset.cast_column("image", datasets.Image(decode=False))
         self.name, self.split = name, split
         self.labels = None
+        self.split_is_train = split == "train"
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    def by_node(self, rank: int, world: int) -> "HFSource":
+        """Rank `rank`'s part of the split, as `datasets.distributed.split_dataset_by_node` assigns it (one
+        contiguous block each; the blocks differ in size by at most one, so the trainer shortens them to the
+        smallest on the training split: every rank must take as many batches)."""
+        from datasets.distributed import split_dataset_by_node
+
+        part = HFSource.__new__(HFSource)
+        part.dataset = split_dataset_by_node(self.dataset, rank=rank, world_size=world)
+        if self.split_is_train:
+            part.dataset = part.dataset.select(range(len(self.dataset) // world))
+        part.name, part.split, part.labels, part.split_is_train = self.name, self.split, None, self.split_is_train
+        return part
 
     def record(self, index: int) -> tuple[bytes, int, str]:
         row = self.dataset[index]

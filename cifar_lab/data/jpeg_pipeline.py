@@ -31,6 +31,7 @@ from torchvision import transforms
 
 from ..errors import UsageError
 from .augment import color_jitter
+from .loader import epoch_seed  # noqa: F401 (the torchvision route imports it from here too)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -125,8 +126,30 @@ def collate_skipping(samples):
     return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), skipped
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % 2**63
+def shard_dataloader(loader: DataLoader, train: bool, rank: int, world: int, seed: int) -> DataLoader:
+    """`loader` for rank `rank` of `world`: training through `DistributedSampler` (shuffled from the seed and
+    `set_epoch`, the `len mod world` samples left over by the shuffle left out, so all ranks take as many
+    batches); evaluation strided, rank r taking samples r, r + world, ..., each sample once."""
+    from torch.utils.data import DistributedSampler
+
+    if train:
+        sampler = DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                     drop_last=True)
+    else:
+        sampler = list(range(rank, len(loader.dataset), world))
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+                      collate_fn=loader.collate_fn, generator=loader.generator, pin_memory=loader.pin_memory,
+                      persistent_workers=loader.persistent_workers)
+
+
+def set_sampler_epoch(loader: DataLoader, epoch: int) -> None:
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+def node_source(source, rank: int, world: int):
+    """A source's share for one rank where the source can split itself (the Hugging Face route), else None."""
+    return source.by_node(rank, world) if hasattr(source, "by_node") else None
 
 
 class CpuJpegLoader:
@@ -141,6 +164,21 @@ class CpuJpegLoader:
                                  generator=torch.Generator().manual_seed(seed),
                                  pin_memory=torch.cuda.is_available())
         self.skip_log, self.channels_last, self.seed = skip_log, channels_last, seed
+        self.train, self.rank = train, 0
+
+    def sharded(self, rank: int, world: int, seed: int) -> "CpuJpegLoader":
+        """Rank `rank` of `world`: `DistributedSampler` (see `shard_dataloader`), or the rank's own part of a
+        source that splits itself by node (Hugging Face `split_dataset_by_node`)."""
+        self.rank = rank
+        own = node_source(self.loader.dataset.source, rank, world)
+        if own is not None:
+            dataset = DecodedDataset(own, self.loader.dataset.transform)
+            self.loader = DataLoader(dataset, batch_size=self.loader.batch_size, shuffle=self.train,
+                                     num_workers=self.loader.num_workers, collate_fn=collate_skipping,
+                                     generator=self.loader.generator, pin_memory=self.loader.pin_memory)
+        else:
+            self.loader = shard_dataloader(self.loader, self.train, rank, world, seed)
+        return self
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -151,7 +189,8 @@ class CpuJpegLoader:
         Workers are not persistent, so each epoch starts them afresh from seeds drawn from this generator:
         a resumed run sees the same images in the same order with the same crops as an uninterrupted one.
         """
-        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
+        self.loader.generator.manual_seed(epoch_seed(self.seed + 7919 * self.rank, epoch))
+        set_sampler_epoch(self.loader, epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, skipped in self.loader:
@@ -259,14 +298,29 @@ class DeviceJpegLoader:
         self.generator = torch.Generator().manual_seed(seed + 1)  # crop boxes and jitter factors
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        self.rank = 0
+
+    def sharded(self, rank: int, world: int, seed: int) -> "DeviceJpegLoader":
+        """Rank `rank` of `world`, sharded as the CPU route is (`shard_dataloader`, or the source's own split)."""
+        self.rank = rank
+        own = node_source(self.loader.dataset.source, rank, world)
+        if own is not None:
+            self.loader = DataLoader(EncodedDataset(own), batch_size=self.loader.batch_size, shuffle=self.train,
+                                     num_workers=self.loader.num_workers, collate_fn=collate_encoded,
+                                     generator=self.loader.generator)
+        else:
+            self.loader = shard_dataloader(self.loader, self.train, rank, world, seed)
+        return self
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def set_epoch(self, epoch: int) -> None:
-        """Shuffle, crop boxes and jitter of an epoch follow from (seed, epoch), so resume repeats them."""
-        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
-        self.generator.manual_seed(epoch_seed(self.seed + 1, epoch))
+        """Shuffle, crop boxes and jitter of an epoch follow from (seed, epoch) (and the rank), so resume
+        repeats them."""
+        self.loader.generator.manual_seed(epoch_seed(self.seed + 7919 * self.rank, epoch))
+        self.generator.manual_seed(epoch_seed(self.seed + 1 + 7919 * self.rank, epoch))
+        set_sampler_epoch(self.loader, epoch)
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]

@@ -2,6 +2,14 @@
 
 No worker processes, no PIL, no per-sample Python: one `randperm` per epoch and a few tensor ops per
 batch. Compare with `cifar_lab.data.reference`, the torchvision route it is benchmarked against.
+
+Several processes (`sharded`): every rank holds the whole split and draws the same permutation of an epoch
+from (seed, epoch) alone; rank r takes positions r, r + W, r + 2W, ... of it (W processes). The last
+`N mod W` positions of each epoch's permutation are left out, so every rank has N // W samples and as many
+batches (DDP needs every rank to step together); being drawn at random, the left-out samples change from
+epoch to epoch. Batch i of rank r then holds the same samples as positions r, r + W, ... of batch i of one
+process with a W times larger batch: the union over ranks is that batch. The test split is strided the same
+way but not shortened, so each sample is evaluated exactly once.
 """
 from __future__ import annotations
 
@@ -12,6 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from . import augment
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of an epoch's shuffle: a function of (seed, epoch) alone, so any process and any resumed run
+    draws the same permutation."""
+    return (seed * 1_000_003 + epoch) % 2**63
 
 
 class DeviceLoader:
@@ -37,21 +51,48 @@ class DeviceLoader:
         self.channels_last = channels_last
         self.input_size = input_size
         self.normalize = augment.Normalize(mean, std, self.device, dtype)
+        self.rank, self.world, self.seed, self.epoch = 0, 1, None, 0
+
+    def sharded(self, rank: int, world: int, seed: int) -> "DeviceLoader":
+        """This loader as rank `rank` of `world` sees it (see the module docstring)."""
+        self.rank, self.world, self.seed = rank, world, seed
+        return self
 
     def set_epoch(self, epoch: int) -> None:
-        """Nothing to do: this loader's randomness is its generator, whose state the checkpoint carries."""
+        """One process: nothing to do, this loader's randomness is its generator, whose state the checkpoint
+        carries. Sharded: the permutation follows from (seed, epoch) and each rank's augmentation from
+        (seed, epoch, rank), so a run resumed with any number of processes repeats them."""
+        self.epoch = epoch
+        if self.seed is not None and self.generator is not None:
+            self.generator.manual_seed(epoch_seed(self.seed + 7919 * (self.rank + 1), epoch))
 
     @property
     def num_samples(self) -> int:
-        return int(self.labels.shape[0])
+        n = int(self.labels.shape[0])
+        if self.seed is None:
+            return n
+        return n // self.world if self.train else len(range(self.rank, n, self.world))
 
     def __len__(self) -> int:
         n = self.num_samples
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
+    def shard_order(self) -> torch.Tensor:
+        """The indices of this rank's samples, in this epoch's order."""
+        n = int(self.labels.shape[0])
+        if self.train:
+            permutation = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(self.seed,
+                                                                                            self.epoch)))
+            order = permutation[:n - n % self.world][self.rank::self.world]
+        else:
+            order = torch.arange(self.rank, n, self.world)
+        return order.to(self.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_samples
-        if self.train:
+        if self.seed is not None:
+            order = self.shard_order()
+        elif self.train:
             order = torch.randperm(n, device=self.device, generator=self.generator)
         else:
             order = torch.arange(n, device=self.device)

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from .jpeg_pipeline import epoch_seed
+from .jpeg_pipeline import epoch_seed, set_sampler_epoch, shard_dataloader
 
 
 class TensorImageDataset(Dataset):
@@ -48,6 +48,28 @@ class EpochSeededLoader(DataLoader):
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(epoch_seed(self.seed, epoch))
+
+    def sharded(self, rank: int, world: int, seed: int) -> "ShardedLoader":
+        """Rank `rank` of `world`: `DistributedSampler` for training, a strided sampler for evaluation."""
+        train = isinstance(self.sampler, torch.utils.data.RandomSampler)
+        return ShardedLoader(shard_dataloader(self, train, rank, world, seed), seed + 7919 * rank)
+
+
+class ShardedLoader:
+    """One rank's share of the torchvision route; `set_epoch` reaches the `DistributedSampler`."""
+
+    def __init__(self, loader: DataLoader, seed: int):
+        self.loader, self.seed = loader, seed
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))  # the workers' augmentation seeds
+        set_sampler_epoch(self.loader, epoch)
+
+    def __iter__(self):
+        return iter(self.loader)
 
 
 def make_loader(images, labels, batch_size: int, *, mean, std, train: bool, num_workers: int = 2,

@@ -9,8 +9,14 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, num_classes: int, device, autocast_ctx=None,
-             coarse_of_fine: Optional[torch.Tensor] = None) -> dict:
-    """One pass over `loader`; all counting stays on the device and is read once at the end."""
+             coarse_of_fine: Optional[torch.Tensor] = None, reduce=None) -> dict:
+    """One pass over `loader`; all counting stays on the device and is read once at the end.
+
+    Several processes: each rank evaluates its own samples (no sample twice) and `reduce` (a sum over ranks,
+    `distributed.all_reduce_sum`) adds up the loss sum, the top-5 count and the confusion matrix before
+    anything is derived from them, so every figure - top-1, per-class accuracy included - is exactly what
+    one process evaluating the whole split counts (the loss up to the rounding of its float32 per-batch sums).
+    """
     import contextlib
 
     model.eval()
@@ -27,6 +33,9 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, device, autocast_
         k = min(5, num_classes)
         top5 += (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
         confusion += torch.bincount(labels * num_classes + logits.argmax(1), minlength=num_classes ** 2)
+    if reduce is not None:
+        for tensor in (loss_sum, top5, confusion):
+            reduce(tensor)
     confusion = confusion.view(num_classes, num_classes).cpu()
     total = int(confusion.sum())
     per_class_total = confusion.sum(1).clamp(min=1)

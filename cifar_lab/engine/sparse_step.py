@@ -22,6 +22,15 @@ sync per batch (`nonzero`, the one unavoidable sync of variable-size training); 
 selected samples are scattered into a device buffer without a sync and the buffer's fill level is read
 only when it may hold a full training batch (about once per optimizer step). `ast.selection=random`
 (the baseline) takes a fixed-size random subset and never syncs.
+
+Several processes (DDP): one global threshold. Each batch's active and scored counts are summed over ranks
+(one small all-reduce), and the controller is fed the global rate, so every rank gates with the same theta
+and holds the same controller state. A rank's loss is its mean over its active samples times
+`local active x world / global active`; DDP averages gradients over ranks, so the step's gradient is the mean
+over the union of the ranks' active samples - single-process AST over the ranks' batches together. Packing
+steps together: at each read of the fill levels the ranks exchange them and all take as many training steps
+(a rank whose buffer is empty for a step contributes a zero-weighted sample). Activation rate, energy and
+compute figures are summed over ranks.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .. import distributed
 from ..io import atomic_write, atomic_write_text
 from ..sparse.config import resolved_gains
 from ..sparse.controller import PIController
@@ -87,7 +97,8 @@ class SparseStep(DenseStep):
             self.active += batch
             return
         if self.flops_per_sample is None:
-            self.flops_per_sample = count_flops_per_sample(self.model, images, labels, self.criterion, self.autocast)
+            base = self.model.module if hasattr(self.model, "no_sync") else self.model  # DDP holds it in .module
+            self.flops_per_sample = count_flops_per_sample(base, images, labels, self.criterion, self.autocast)
         theta = self.controller.theta
         if self.ast.selection == "random":
             # Fixed-size random subset at the target rate: no scoring pass, no controller.
@@ -99,16 +110,26 @@ class SparseStep(DenseStep):
         else:
             mask = self._gate(images, labels, theta)
             count = mask.sum()
-            rate = count.float() / batch
+            if self.world > 1:  # the global rate: every rank feeds the controller the same number
+                both = distributed.all_reduce_sum(torch.stack([count, torch.tensor(batch, device=self.device)]))
+                rate, global_batch = both[0].float() / both[1], both[1]
+                self.global_active = both[0]
+                weight = float(global_batch) / (self.config.batch_size * self.world)
+            else:
+                rate, weight = count.float() / batch, batch / self.config.batch_size
             # A short last batch moves the EMA in proportion to its size, not as much as a full one.
-            self.controller.update(rate, weight=batch / self.config.batch_size)
+            self.controller.update(rate, weight=weight)
             self.active += count
             self._record(theta, rate)
         if self.ast.pack:
             self._pack(images, labels, mask, count)
         else:
             index = mask.nonzero().squeeze(1)  # the one host sync per batch: the subset's size
-            self.optimize(images[index], labels[index])
+            if self.world > 1:
+                total = int(self.global_active) if self.ast.selection == "gate" else count * self.world
+                self.optimize(images[index], labels[index], weight=len(index) * self.world / max(1, total))
+            else:
+                self.optimize(images[index], labels[index])
 
     def _gate(self, images, labels, theta) -> torch.Tensor:
         """Scoring pass, gate and fallback: a boolean mask of the active samples (device ops only)."""
@@ -167,7 +188,9 @@ class SparseStep(DenseStep):
         fill = int(self.fill)  # host sync: about once per training step
         self.host_syncs += 1
         start = 0
-        while fill - start >= full or (flush and fill - start > 0):
+        if self.world > 1:
+            start = self._drain_together(fill, full, flush)
+        while self.world == 1 and (fill - start >= full or (flush and fill - start > 0)):
             end = min(fill, start + full)
             images = self.buffer_images[start:end]
             if self.config.channels_last and images.dim() == 4:
@@ -180,6 +203,27 @@ class SparseStep(DenseStep):
             self.buffer_labels[:remaining] = self.buffer_labels[start:fill].clone()
         self.fill = torch.tensor(remaining, dtype=torch.long, device=self.device)
         self.fill_upper = self.fill_expected = remaining
+        if self.world > 1:  # the host-side counters decide when to drain: the same on every rank
+            self.fill_upper = self.fill_expected = self.largest_remaining
+
+    def _drain_together(self, fill: int, full: int, flush: bool) -> int:
+        """DDP: every rank takes as many training steps, from the fill levels of all ranks; returns how much
+        of this rank's buffer was trained on."""
+        fills = distributed.gather(fill)
+        steps = math.ceil(max(fills) / full) if flush else min(fills) // full
+        self.largest_remaining = max(f - min(f, steps * full) for f in fills)
+        for j in range(steps):
+            sizes = [max(0, min(f, (j + 1) * full) - j * full) for f in fills]
+            start, end = j * full, j * full + sizes[distributed.rank()]
+            if end > start:
+                images, labels, weight, count = (self.buffer_images[start:end], self.buffer_labels[start:end],
+                                                 (end - start) * self.world / sum(sizes), True)
+            else:  # nothing left here: a zero-weighted sample keeps this rank in the step's all-reduce
+                images, labels, weight, count = self.buffer_images[:1], self.buffer_labels[:1], 0.0, False
+            if self.config.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            self.optimize(images, labels, weight=weight, count=count)
+        return min(fill, steps * full)
 
     # ---- per-epoch and per-run accounting ---------------------------------------------------------------
     def running(self) -> dict:
@@ -190,8 +234,14 @@ class SparseStep(DenseStep):
     def end_epoch(self) -> dict:
         if self.ast.pack and not self.dense_epoch and self.buffer_images is not None:
             self._drain(flush=True)  # an epoch trains on everything it selected
-        row = super().end_epoch()
-        scored, active, trained = self.scored, int(self.active), self.samples_trained
+        row = super().end_epoch()  # train loss, accuracy and samples_trained over all ranks
+        scored, active, trained = self.scored, int(self.active), row["samples_trained"]
+        if self.world > 1:
+            scored, active = (int(v) for v in distributed.all_reduce_sum(
+                torch.tensor([scored, active], dtype=torch.long, device=self.device)).tolist())
+            fallbacks = int(distributed.all_reduce_sum(self.fallbacks.clone()))
+        else:
+            fallbacks = int(self.fallbacks)
         scoring_pass = not self.dense_epoch and self.ast.selection == "gate"
         values = torch.stack(self.trace_rows).float().cpu() if self.trace_rows else torch.zeros(0, 4)
         phase = "dense" if self.dense_epoch else "ast"
@@ -204,7 +254,7 @@ class SparseStep(DenseStep):
             threshold_final=float(self.controller.theta),
             activation_ema=float(self.controller.ema),
             integral=float(self.controller.integral),
-            fallback_batches=int(self.fallbacks),
+            fallback_batches=fallbacks,
             host_syncs=self.batches_seen if not self.ast.pack else self.host_syncs,
         )
         return row
@@ -216,6 +266,9 @@ class SparseStep(DenseStep):
         out.update({"ast_target": self.ast.target, "ast_gains": self.ast.gains, "ast_kp": kp, "ast_ki": ki,
                     "ast_selection": self.ast.selection, "ast_gate": self.ast.gate, "ast_pack": self.ast.pack,
                     "ast_epochs": len(ast_rows), "dense_epochs_done": len(history) - len(ast_rows)})
+        if self.world > 1:  # the same theta on every rank: compare the per-batch traces across ranks
+            mine = distributed.digest({"trace": [part["values"].tolist() for part in self.trace]})
+            out["theta_trace_ranks_equal"] = len(set(distributed.gather(mine))) == 1
         if self.flops_per_sample is not None:
             out.update(flops_per_sample_forward=self.flops_per_sample["forward"],
                        flops_per_sample_train=self.flops_per_sample["train"])

@@ -14,12 +14,14 @@ progress bar).
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 from typing import Optional
 
 import torch
 import torch.nn as nn
 
+from .. import distributed
 from .runtime import autocast
 
 
@@ -77,6 +79,9 @@ class DenseStep(TrainStep):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.micro_batches = 0
         self.optimizer_steps = 0        # over the whole run (resumed runs continue the count)
+        self.world = distributed.world_size()
+        self.comm = None                # a distributed.CommCounter when the model is wrapped in DDP
+        self.unsynced = False           # the last backward ran under DDP's no_sync
         self.start_epoch(0)
 
     def autocast(self):
@@ -89,23 +94,39 @@ class DenseStep(TrainStep):
         self.samples_trained = 0        # samples that went through forward and backward this epoch
         self.batches_seen = 0           # batches the loader has given this epoch
         self.epoch_start_steps = self.optimizer_steps
+        self.epoch_start_bytes = self.comm.bytes if self.comm is not None else 0
 
-    def optimize(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Forward and backward on exactly these samples; count them; step every `grad_accum` calls."""
+    def optimize(self, images: torch.Tensor, labels: torch.Tensor, weight: float = 1.0,
+                 count: bool = True) -> None:
+        """Forward and backward on exactly these samples; count them; step every `grad_accum` calls.
+
+        `weight` multiplies this rank's mean loss before backward (AST under DDP normalises by the global
+        number of active samples with it); `count=False` leaves the epoch's loss and accuracy sums alone.
+        Under DDP, micro-batches that do not step run under `no_sync`: their gradients stay local and are
+        all-reduced, summed, with the backward of the micro-batch that steps (PyTorch docs, DDP `no_sync`).
+        """
         self.model.train()
-        with self.autocast():
-            logits = self.model(images)
-        loss = self.criterion(logits.float(), labels)
-        scaled = loss / self.config.grad_accum
-        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        stepping = (self.micro_batches + 1) % self.config.grad_accum == 0
+        local = not stepping and hasattr(self.model, "no_sync")
+        with self.model.no_sync() if local else contextlib.nullcontext():
+            with self.autocast():
+                logits = self.model(images)
+            loss = self.criterion(logits.float(), labels)
+            scaled = (loss if weight == 1.0 else loss * weight) / self.config.grad_accum
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        self.unsynced = local
         self.micro_batches += 1
         if self.micro_batches % self.config.grad_accum == 0:
             self.apply_gradients()
-        self.loss_sum += loss.detach() * labels.shape[0]
-        self.correct += (logits.detach().argmax(1) == labels).sum()
-        self.samples_trained += labels.shape[0]
+        if count:
+            self.loss_sum += loss.detach() * labels.shape[0]
+            self.correct += (logits.detach().argmax(1) == labels).sum()
+            self.samples_trained += labels.shape[0]
 
     def apply_gradients(self) -> None:
+        if self.unsynced:  # a partial group ended the epoch (or the time budget) under no_sync
+            distributed.average_gradients(self.model.parameters())
+            self.unsynced = False
         if self.config.grad_clip > 0:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
@@ -141,10 +162,18 @@ class DenseStep(TrainStep):
         if self.micro_batches:  # the epoch's last, partial group of accumulated gradients
             self.apply_gradients()
         self.follow_schedule()  # also when the epoch's last batches took no optimizer step (packed AST)
-        seen = max(1, self.samples_trained)
-        return {"train_loss": float(self.loss_sum) / seen, "train_acc": float(self.correct) / seen,
-                "samples_trained": self.samples_trained,
-                "optimizer_steps": self.optimizer_steps - self.epoch_start_steps}
+        loss_sum, correct, trained = float(self.loss_sum), float(self.correct), self.samples_trained
+        if self.world > 1:  # the epoch's figures over all ranks' samples
+            totals = torch.tensor([loss_sum, correct, float(trained)], dtype=torch.float64, device=self.device)
+            loss_sum, correct, trained = distributed.all_reduce_sum(totals).tolist()
+            trained = int(trained)
+        seen = max(1, trained)
+        row = {"train_loss": loss_sum / seen, "train_acc": correct / seen, "samples_trained": trained,
+               "optimizer_steps": self.optimizer_steps - self.epoch_start_steps}
+        if self.comm is not None:
+            sent = self.comm.bytes - self.epoch_start_bytes
+            row.update(comm_bytes=sent, comm_bytes_per_step=sent / max(1, row["optimizer_steps"]))
+        return row
 
     def summary(self, history: list[dict]) -> dict:
         return {"optimizer_steps": self.optimizer_steps}

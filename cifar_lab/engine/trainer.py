@@ -21,18 +21,19 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
-from .. import models, provenance
+from .. import distributed, models, provenance
 from ..config import TrainConfig, from_dict, save_json, validate
 from ..data import registry as data_registry
 from ..data.bundle import DataBundle
 from ..errors import TrainingDiverged, UsageError
-from ..io import atomic_write_text, make_folder, remove_stale_temporaries
+from ..io import atomic_link, atomic_write_text, make_folder, remove_stale_temporaries
 from ..measure import sync
 from . import checkpoint
 from .evaluate import evaluate
 from .optim import build_optimizer, build_scheduler
 from .runtime import (autocast, resolve_device, resolve_precision, rng_state, seed_everything, set_deterministic,
                       set_rng_state)
+from .distill_step import DistillStep
 from .sparse_step import SparseStep
 from .steps import DenseStep, TrainStep, planned_optimizer_steps
 
@@ -75,6 +76,8 @@ class Run:
     wall_start: float = field(default_factory=time.perf_counter)
     evaluation: dict = field(default_factory=dict)   # the latest epoch's evaluation
     environment: dict = field(default_factory=dict)  # provenance: code, software, hardware (environment.json)
+    evaluator: Optional[torch.nn.Module] = None      # several processes: what evaluates (not DDP's wrapper)
+    writes: bool = True                              # this process writes the run's files (rank 0)
 
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
@@ -103,7 +106,7 @@ def resolved_config(config: TrainConfig, data: DataBundle) -> TrainConfig:
 
 
 def make_step(config, model, optimizer, scaler, device, precision, scheduler, batches_per_epoch) -> TrainStep:
-    kind = SparseStep if config.ast.enabled else DenseStep
+    kind = DistillStep if config.distill.enabled else SparseStep if config.ast.enabled else DenseStep
     return kind(model, optimizer, scaler, config, device, precision, scheduler, batches_per_epoch)
 
 
@@ -123,24 +126,42 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         check_same_run(out, config)
     validate(config)
 
-    device = resolve_device(config.device)
+    device = distributed.device_for(resolve_device(config.device))
+    if distributed.init(device, config.dist.timeout_s) or distributed.active():
+        distributed.check_same_config(config.to_dict())
+    rank, world = distributed.rank(), distributed.world_size()
     precision = resolve_precision(config.precision, device)
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    data = data_registry.build(config, device, generator)
+    data = build_data(config, device, generator)
     config = resolved_config(config, data)
+    config, optim_config = distributed_fields(config, world)
 
     model = models.build_for(config).to(device)
+    if config.dropout is not None:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+                module.p = config.dropout
+    if distributed.active():
+        model = distributed.convert_sync_batchnorm(model, device, config.dist.sync_batchnorm)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     runner = torch.compile(model) if config.compile else model
-    optimizer = build_optimizer(config, model)
+    evaluator, counter = runner, None
+    optimizer = build_optimizer(optim_config, model)
+    stepping = optimizer               # what the step calls: PostLocalSGDOptimizer wraps it for local SGD
+    if distributed.active():
+        runner, stepping, counter = distributed.wrap(runner, device, optimizer, config.dist)
     batches_per_epoch = len(data.train_loader)
-    scheduler = build_scheduler(config, optimizer, planned_optimizer_steps(config, batches_per_epoch))
+    scheduler = build_scheduler(optim_config, optimizer, planned_optimizer_steps(config, batches_per_epoch))
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    step = make_step(config, runner, optimizer, scaler, device, precision, scheduler, batches_per_epoch)
+    step = make_step(config, runner, stepping, scaler, device, precision, scheduler, batches_per_epoch)
+    step.comm = counter
+    if isinstance(step, DistillStep):  # the teacher sees the batch in its own normalisation
+        step.set_input_statistics(data.mean, data.std)
     run = Run(config, out, device, precision, data, model, runner, optimizer, scheduler, scaler, step, generator)
+    run.evaluator, run.writes = evaluator, rank == 0
     if state is not None:
         try:
             model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
@@ -148,7 +169,10 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         except (RuntimeError, ValueError, KeyError):
             raise UsageError(f"--resume: {out / 'last.pt'} holds weights that do not fit its own config "
                              f"(model {config.model}); it is not a checkpoint this run can continue") from None
-        scheduler.load_state_dict(state["scheduler"])
+        if state["config"].get("dist", {}).get("world_size", 1) == world:
+            scheduler.load_state_dict(state["scheduler"])
+        # else: another world size takes another number of steps per epoch; the schedule, planned for this
+        # one, catches up with the finished epochs at the first step (`follow_schedule`)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         step.load_state_dict(state.get("step", {}))
@@ -157,12 +181,51 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         run.since_best, run.history = state.get("since_best", 0), state.get("history", [])
         run.trained_seconds = state.get("trained_seconds", 0.0)
         run.earlier_wall = state.get("wall_seconds", 0.0)
-    if out is not None:
+        if stepping is not optimizer:  # local SGD: the averager counts steps from the run's start
+            stepping.averager.step = step.optimizer_steps
+    if out is not None and run.writes:
         make_folder(out)
         remove_stale_temporaries(out)  # what a kill during a checkpoint write left behind
         save_json(config, out / "config.json")
         run.environment = provenance.write(provenance.collect(), out)
     return run
+
+
+def build_data(config: TrainConfig, device, generator) -> DataBundle:
+    """The dataset; with several processes, each loader as this rank's share. A rank that fails to build its
+    data stops every rank with its message, instead of leaving the others waiting in a collective."""
+    if not distributed.active():
+        return data_registry.build(config, device, generator)
+    error, data = None, None
+    first = distributed.local_rank() == 0  # writes generated or downloaded data while the others wait
+    if not first:
+        distributed.barrier()
+    try:
+        data = data_registry.build(config, device, generator)
+        for name in ("train_loader", "test_loader"):
+            loader = getattr(data, name)
+            if not hasattr(loader, "sharded"):
+                raise UsageError(f"dataset={config.dataset} has no loader for several processes ({name}); train "
+                                 f"it in one process")
+            setattr(data, name, loader.sharded(distributed.rank(), distributed.world_size(), config.seed))
+    except UsageError as exc:
+        error = str(exc)
+    if first:
+        distributed.barrier()
+    distributed.agree(error)
+    return data
+
+
+def distributed_fields(config: TrainConfig, world: int) -> tuple[TrainConfig, TrainConfig]:
+    """Record the world size, global batch and learning rate; return the config and the one the optimizer
+    and schedule are built from. `lr_scaling=linear` multiplies the learning rate by the global batch over
+    `lr_reference_batch` (Goyal et al. 2017, "Accurate, Large Minibatch SGD")."""
+    global_batch = config.batch_size * world * config.grad_accum
+    factor = global_batch / config.lr_reference_batch if config.lr_scaling == "linear" else 1.0
+    recorded = dataclasses.replace(config, dist=dataclasses.replace(
+        config.dist, world_size=world, global_batch=global_batch, effective_lr=config.lr * factor))
+    return recorded, dataclasses.replace(recorded, lr=config.lr * factor,
+                                         onecycle_max_lr=config.onecycle_max_lr * factor)
 
 
 def check_same_run(out: Path, config: TrainConfig) -> None:
@@ -192,19 +255,23 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
     sync(device)
     epoch_start = time.perf_counter()
     bar = tqdm(run.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=None if config.progress else True, dynamic_ncols=True)  # no bar in pipes
+               disable=None if config.progress and run.writes else True, dynamic_ncols=True)  # no bar in pipes
     for batch_index, (images, labels) in enumerate(bar):
         step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
         if config.progress and (batch_index + 1) % config.log_every == 0:
             bar.set_postfix(step.running())
-        if config.time_budget_s and run.trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s:
+        if config.time_budget_s and distributed.any_rank(
+                run.trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s, device):
             break  # the budget ends inside the epoch: evaluate what was trained and stop
     row = {"epoch": epoch + 1, **step.end_epoch()}
     sync(device)
     row["epoch_seconds"] = time.perf_counter() - epoch_start
     run.trained_seconds += row["epoch_seconds"]
-    run.evaluation = evaluate(run.runner, run.data.test_loader, config.num_classes, device,
-                              lambda: autocast(device, run.precision), run.data.coarse_of_fine)
+    # Each rank evaluates its share with the plain model (DDP's forward would expect every rank to take as
+    # many batches); the sums are all-reduced.
+    run.evaluation = evaluate(run.evaluator or run.runner, run.data.test_loader, config.num_classes, device,
+                              lambda: autocast(device, run.precision), run.data.coarse_of_fine,
+                              reduce=distributed.all_reduce_sum if distributed.active() else None)
     row.update(test_loss=run.evaluation["loss"], test_acc=run.evaluation["top1"], test_top5=run.evaluation["top5"])
     if "superclass_top1" in run.evaluation:
         row["test_superclass_acc"] = run.evaluation["superclass_top1"]
@@ -224,12 +291,14 @@ def save_checkpoints(run: Run, epoch: int, improved: bool) -> None:
         "class_names": run.data.class_names, "mean": run.data.mean, "std": run.data.std,
         "input": run.data.input_record(), "environment": run.environment,
     }
-    if improved:
-        checkpoint.save(run.out / "best.pt", full)
+    # One serialisation per epoch: best.pt and epoch_NNN.pt are hard links to the bytes of this last.pt (an
+    # atomic copy where the file system has no links), which halves the disk a run leaves behind.
     checkpoint.save(run.out / "last.pt", full)
+    if improved:
+        atomic_link(run.out / "last.pt", run.out / "best.pt")
     every = run.config.checkpoint_every
     if every and (epoch + 1) % every == 0:
-        checkpoint.save(run.out / f"epoch_{epoch + 1:03d}.pt", full)
+        atomic_link(run.out / "last.pt", run.out / f"epoch_{epoch + 1:03d}.pt")
         keep = run.config.keep_checkpoints
         periodic = sorted(run.out.glob("epoch_[0-9][0-9][0-9]*.pt"))
         for old in periodic[:-keep] if keep else []:  # written atomically, so deleting the oldest is safe
@@ -264,6 +333,15 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
     """Train as `config` says. With `resume`, continue the run saved in `out_dir/last.pt`; with
     `resume_from`, continue from that checkpoint (any `epoch_NNN.pt`, `best.pt` or `last.pt`) into `out_dir`."""
     out = Path(out_dir) if out_dir is not None else None
+    joined = not distributed.active()
+    try:
+        return _train(config, out, resume, on_epoch_end, resume_from)
+    finally:
+        if joined and distributed.active():  # this call joined the process group: leave it
+            distributed.shutdown()
+
+
+def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
     run = setup(config, out, resume, resume_from)
     stop_reason = "completed"
     diverged = None
@@ -281,10 +359,10 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
             run.best_acc, run.best_epoch, run.since_best = row["test_acc"], epoch + 1, 0
         else:
             run.since_best += 1
-        if run.config.progress:
+        if run.config.progress and run.writes:
             tqdm.write(_epoch_line(row, run.config.epochs))
         stop_reason = _stop_reason(run.config, epoch + 1, row["test_acc"], run.since_best, run.trained_seconds)
-        if out is not None:
+        if out is not None and run.writes:
             # Checkpoints first: metrics.csv never lists an epoch whose checkpoint failed to be written.
             if run.config.save_checkpoints:
                 save_checkpoints(run, epoch, improved)
@@ -298,8 +376,8 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
     if diverged is not None:
         summary.update(diverged_epoch=diverged["epoch"], diverged_loss=str(diverged["train_loss"]),
                        diverged_lr=diverged["lr"])
-    extra = run.step.artifacts(out)
-    if out is not None:
+    extra = run.step.artifacts(out if run.writes else None)
+    if out is not None and run.writes:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         provenance.write(provenance.finish(run.environment), out)
         if run.evaluation and diverged is None:
@@ -347,6 +425,8 @@ def _epoch_line(row: dict, epochs: int) -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
     import platform
 
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

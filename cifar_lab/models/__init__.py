@@ -34,6 +34,7 @@ MODELS: dict[str, ModelSpec] = {
     "resnet34_cifar": ModelSpec(resnet_cifar.resnet34_cifar, 32),
     "mobilenet_v2": ModelSpec(zoo.mobilenet_v2, 32),
     "efficientnet_b0": ModelSpec(zoo.efficientnet_b0, 32),
+    "mobilenetv3_small_cifar": ModelSpec(zoo.mobilenetv3_small_cifar, 32),
     # NaiveNet sees CIFAR images upscaled to 128 px.
     "naivenet": ModelSpec(naivenet.naivenet, 128),
     "resnet18": ModelSpec(imagenet.resnet18, 224, IMAGENET_MEAN, IMAGENET_STD, 256, ("v1",)),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from ..config import TrainConfig, apply_overrides
 from ..data.jpeg_pipeline import JITTER
 from ..errors import UsageError
-from . import cifar10, cifar100, imagenet, sparse
+from . import cifar10, cifar100, distill, imagenet, sparse
 
-PRESETS: dict[str, dict] = {**cifar10.PRESETS, **cifar100.PRESETS, **imagenet.PRESETS, **sparse.PRESETS}
+PRESETS: dict[str, dict] = {**cifar10.PRESETS, **cifar100.PRESETS, **imagenet.PRESETS, **sparse.PRESETS,
+                            **distill.PRESETS}
 
 
 def names() -> list[str]:
@@ -59,4 +60,7 @@ def summary_line(config: TrainConfig) -> str:
     if config.ast.enabled:
         dense = f" after {config.ast.dense_epochs} dense epochs" if config.ast.dense_epochs else ""
         parts.append(f"AST at a {config.ast.target:.0%} target{dense}")
+    if config.distill.enabled:
+        parts.append(f"distilled from distill.teacher at T {config.distill.temperature:g}, "
+                     f"alpha {config.distill.alpha:g}")
     return "; ".join(parts)

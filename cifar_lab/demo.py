@@ -1,0 +1,325 @@
+"""A browser demo of a trained checkpoint: upload or paste an image, or click a test-split example, and see the
+top-5 classes as a bar chart (and, for CIFAR-100, the superclass).
+
+Built with Gradio (`gr.Blocks`, `gr.Image`, `gr.Label`, `gr.Examples`; see the Gradio documentation,
+gradio.app/docs) on top of the package's `inference.Predictor`, so an image goes through exactly what the
+run's test loader did. Gradio is an optional dependency (`pip install -e .[demo]`): it is imported only when
+an app is built, and the rest of the package works without it.
+
+A file that is not a readable image gets a one-line message in the page (`gr.Error`), and the app keeps
+serving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .errors import DataError, UsageError
+from .inference import Predictor, read_image
+
+TOP_K = 5
+# CIFAR images are 32 px: show the upload enlarged with sharp pixels rather than as a thumbnail.
+PAGE_CSS = "#demo-image img { image-rendering: pixelated; min-width: 192px; min-height: 192px; object-fit: contain; }"
+CIFAR_LAYOUT = ("cifar10", "cifar100", "synthetic")
+INSTALL = "pip install -e .[demo]"
+
+
+def import_gradio():
+    """Gradio, imported lazily and without usage analytics (it must not phone home)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError:
+        raise UsageError(f"the demo needs gradio, which is not installed; install it with `{INSTALL}`") from None
+    return gr
+
+
+class Classifier:
+    """A checkpoint's predictions as the page shows them: {class: probability} for the top 5 and, where the
+    dataset has superclasses, {superclass: probability} (the sum over its fine classes)."""
+
+    def __init__(self, checkpoint, device: str = "auto", data_root: Optional[str] = None,
+                 examples: int = 8, example_dir=None):
+        self.predictor = Predictor(checkpoint, device=device)
+        self.config = self.predictor.config
+        if data_root is not None:
+            self.config.data_root = str(data_root)
+        self.coarse_of_fine: Optional[torch.Tensor] = None
+        self.coarse_names: Optional[list[str]] = None
+        self.examples: list[tuple[Path, str]] = []   # (PNG, true class name)
+        self.note = ""
+        self.temporary: Optional[Path] = None         # the examples' folder, when this object made it
+        self._load_test_split(examples, example_dir)
+
+    def cleanup(self) -> None:
+        """Remove the temporary folder of the example PNGs."""
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+            self.temporary = None
+
+    def _load_test_split(self, count: int, example_dir) -> None:
+        """Superclasses and a few test images (saved as PNGs for `gr.Examples`), from the run's dataset when it
+        is on disk in the CIFAR layout; without it the demo still classifies uploads."""
+        if self.config.dataset not in CIFAR_LAYOUT:
+            self.note = f"no examples: dataset {self.config.dataset} is not in the CIFAR layout"
+            return
+        from .data.cifar_bundle import load_cifar_splits
+        from PIL import Image
+
+        quiet = dataclasses.replace(self.config, download=False, progress=False)
+        try:
+            _, test = load_cifar_splits(quiet)
+        except (UsageError, OSError) as exc:
+            self.note = f"no examples and no superclasses: the test split cannot be read ({exc})"
+            return
+        if test.coarse_names and len(test.class_names) == len(self.predictor.class_names):
+            self.coarse_of_fine, self.coarse_names = test.coarse_of_fine, list(test.coarse_names)
+        if count <= 0:
+            return
+        if example_dir is None:
+            folder = self.temporary = Path(tempfile.mkdtemp(prefix="cifar-lab-demo-"))
+        else:
+            folder = Path(example_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        # The first image of each class in turn, so the examples show different classes.
+        picked: list[int] = []
+        labels = test.labels.tolist()
+        for wanted in range(len(test.class_names)):
+            if wanted in labels:
+                picked.append(labels.index(wanted))
+            if len(picked) == count:
+                break
+        for index in picked:
+            name = test.class_names[labels[index]]
+            path = folder / f"test_{index:05d}_{name}.png"
+            Image.fromarray(test.images[index].permute(1, 2, 0).numpy()).save(path)
+            self.examples.append((path, name))
+
+    def classify(self, image) -> tuple[dict, Optional[dict]]:
+        """({class: probability} of all classes, {superclass: probability} or None) for an image (a path, PIL
+        image, array or uint8 tensor); a path that is not a readable image raises DataError."""
+        if isinstance(image, (str, Path)):
+            image = read_image(image)
+        ranked = self.predictor.predict(image, top_k=len(self.predictor.class_names))
+        fine = {name: float(p) for name, _, p in ranked}
+        if self.coarse_of_fine is None:
+            return fine, None
+        coarse = torch.zeros(len(self.coarse_names))
+        for _, index, p in ranked:
+            coarse[int(self.coarse_of_fine[index])] += p
+        return fine, {name: float(p) for name, p in zip(self.coarse_names, coarse.tolist())}
+
+
+def build_app(classifier: Classifier):
+    """The Gradio page (`gr.Blocks`) for `classifier`."""
+    gr = import_gradio()
+    predictor = classifier.predictor
+    config = classifier.config
+    superclasses = classifier.coarse_names is not None
+
+    def predict(path):
+        if path is None:
+            return None, None
+        try:
+            fine, coarse = classifier.classify(path)
+        except DataError as exc:  # named by its upload name, not Gradio's cache path
+            message = str(exc).replace(str(path), Path(path).name)
+            raise gr.Error(f"This file cannot be classified: {message}", print_exception=False) from None
+        return fine, coarse
+
+    with gr.Blocks(title=f"cifar-lab demo: {config.model}") as app:
+        gr.Markdown(f"## {config.model} trained on {config.dataset}\n"
+                    f"{len(predictor.class_names)} classes, {predictor.input_size} px input. Upload or paste an "
+                    f"image, or click a test image below.")
+        with gr.Row():
+            with gr.Column():
+                # type="filepath" with image_mode=None: the file reaches `predict` as it was uploaded and is
+                # decoded by the package's `read_image`, which names what is wrong with a bad file.
+                image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 label="image", height=260, elem_id="demo-image")
+            with gr.Column():
+                top = gr.Label(num_top_classes=TOP_K, label="top-5 classes", elem_id="demo-top5")
+                coarse = gr.Label(num_top_classes=3, label="superclass", elem_id="demo-superclass",
+                                  visible=superclasses)
+        _guard_preprocess(gr, image)
+        image.change(predict, inputs=image, outputs=[top, coarse], show_progress="minimal")
+        if classifier.examples:
+            gr.Examples(examples=[[str(path)] for path, _ in classifier.examples], inputs=image,
+                        label="test-split examples (click one)")
+        elif classifier.note:
+            gr.Markdown(f"*{classifier.note}*")
+    return app
+
+
+def _guard_preprocess(gr, image) -> None:
+    """Gradio opens an upload with PIL before the handler runs; a file PIL cannot identify would fail there
+    with a generic error. Turn that into the same readable message as the handler's."""
+    original = image.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 (anything PIL raises on a non-image)
+            name = getattr(payload, "orig_name", None) or "the upload"
+            raise gr.Error(f"This file cannot be classified: {name}: not an image file "
+                           f"({type(exc).__name__})", print_exception=False) from None
+
+    image.preprocess = preprocess
+
+
+def serve(classifier: Classifier, *, host: str = "127.0.0.1", port: Optional[int] = None):
+    """Serve the demo of `classifier` on http://host:port in a background thread (no share link); returns
+    (app, url). `app.close()` stops it."""
+    app = build_app(classifier)
+    folders = sorted({str(path.parent) for path, _ in classifier.examples})
+    app.queue()
+    _, url, _ = app.launch(server_name=host, server_port=port, share=False, show_error=True, quiet=True,
+                           prevent_thread_lock=True, allowed_paths=folders, ssr_mode=False, css=PAGE_CSS)
+    return app, url
+
+
+def launch(checkpoint, *, host: str = "127.0.0.1", port: Optional[int] = None, device: str = "auto",
+           data_root: Optional[str] = None, examples: int = 8) -> None:
+    """Build the demo of `checkpoint` and serve it until interrupted."""
+    classifier = Classifier(checkpoint, device=device, data_root=data_root, examples=examples)
+    app, url = serve(classifier, host=host, port=port)
+    if classifier.note:
+        print(f"note: {classifier.note}", flush=True)
+    print(f"cifar-lab demo: serving {checkpoint} on {url} (Ctrl-C stops it)", flush=True)
+    if threading.current_thread() is threading.main_thread():  # a terminated server removes its examples too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        threading.Event().wait()
+    finally:
+        _close(app)
+        classifier.cleanup()
+
+
+# ---- a screenshot of the page, and the browser steps the tests share ---------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_INSTALL = ("install Playwright with `pip install playwright` (never `playwright install`) and Chromium "
+                   "from the system's packages: `apt-get install chromium`")
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CIFAR_LAB_CHROMIUM", CHROMIUM)
+    if not Path(path).is_file():
+        raise UsageError(f"Chromium is not at {path}; {BROWSER_INSTALL} (or set CIFAR_LAB_CHROMIUM)")
+    return path
+
+
+def open_browser(playwright, user_data_dir):
+    """A headless Chromium from the system's packages with a fresh profile and no background connections."""
+    return playwright.chromium.launch_persistent_context(
+        str(user_data_dir), executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1000, "height": 700})
+
+
+def upload(page, image_path) -> None:
+    page.locator("#demo-image input[type=file]").set_input_files(str(image_path))
+
+
+def read_top5(page, timeout_ms: int = 30000) -> list[tuple[str, float]]:
+    """The (class, probability) pairs of the page's top-5 bar chart, once it shows five, most probable first.
+    The probability is the bar's exact value (its `meter` element); the text beside it is rounded."""
+    page.wait_for_function(
+        "() => document.querySelectorAll('#demo-top5 .confidence-set').length >= 5", timeout=timeout_ms)
+    out = []
+    for row in page.locator("#demo-top5 .confidence-set").all():
+        name = row.locator("dt.text").first.inner_text().strip()
+        value = row.locator("meter").first.get_attribute("value")
+        out.append((name, float(value)))
+    return out
+
+
+def read_error(page, timeout_ms: int = 30000) -> str:
+    """The text of the error message the page shows (Gradio's toast)."""
+    toast = page.locator("[data-testid='toast-text']").last
+    toast.wait_for(timeout=timeout_ms)
+    return " ".join(toast.inner_text().split())
+
+
+def screenshot(checkpoint, out_file, *, image=None, device: str = "auto", data_root: Optional[str] = None,
+               max_bytes: int = 150_000) -> Path:
+    """Serve the demo on a free local port, upload `image` (default: the first test-split example the model
+    classifies correctly) in headless Chromium, wait for the top-5, and save a 1000x700 screenshot of the page
+    to `out_file` (a PNG with a 256-colour palette, at most `max_bytes`). The server stops afterwards."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise UsageError(f"the screenshot needs Playwright; {BROWSER_INSTALL}") from None
+    import io
+    from PIL import Image
+
+    out = Path(out_file)
+    classifier = Classifier(checkpoint, device=device, data_root=data_root)
+    source = Path(image) if image is not None else _example_for_screenshot(classifier)
+    if source is None:
+        raise UsageError(f"no image to upload ({classifier.note}); pass one with --screenshot-image FILE")
+    app, url = serve(classifier, port=_free_port())
+    try:
+        with tempfile.TemporaryDirectory(prefix="cifar-lab-chromium-") as profile, sync_playwright() as pw:
+            context = open_browser(pw, profile)
+            try:
+                page = context.new_page()
+                page.goto(url, wait_until="networkidle")
+                upload(page, source)
+                read_top5(page)
+                page.wait_for_timeout(500)  # let the bars finish their transition
+                png = page.screenshot(full_page=False)
+            finally:
+                context.close()
+    finally:
+        _close(app)
+        classifier.cleanup()
+    # A page of flat colours loses nothing visible in a 256-colour palette, and the file shrinks about 3x.
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(256).save(buffer, format="PNG", optimize=True)
+    if buffer.tell() > max_bytes:
+        raise UsageError(f"the screenshot is {buffer.tell() / 1000:.0f} kB, over the {max_bytes / 1000:.0f} kB "
+                         f"limit; upload a smaller image with --screenshot-image")
+    from .io import atomic_write
+
+    atomic_write(out, lambda handle: handle.write(buffer.getvalue()))
+    return out
+
+
+def _example_for_screenshot(classifier: Classifier) -> Optional[Path]:
+    """The first test-split example the model classifies correctly (else the first one): the figure shows the
+    page at work, not a model's mistake."""
+    for path, name in classifier.examples:
+        fine, _ = classifier.classify(path)
+        if max(fine, key=fine.get) == name:
+            return path
+    return classifier.examples[0][0] if classifier.examples else None
+
+
+def _close(app) -> None:
+    """Stop the server without Gradio's own line on stdout."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        app.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

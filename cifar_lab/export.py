@@ -1,0 +1,338 @@
+"""Export a checkpoint's model to a file that needs nothing else: ONNX, TorchScript or a PT2 archive.
+
+- ONNX goes through `torch.onnx.export` (the `torch.export`-based exporter) with a dynamic batch
+  dimension; the input resolution comes from the checkpoint's input record. The class names and the
+  normalisation go into the model's `metadata_props` (ONNX IR spec, "Metadata").
+- TorchScript (`torch.jit.trace`) carries them in `_extra_files`, and a PT2 archive
+  (`torch.export.export` + `torch.export.save`) in `extra_files`, as the PyTorch docs describe for both.
+  PyTorch now marks TorchScript deprecated in favour of `torch.export`; it is kept for runtimes that only
+  read TorchScript (its deprecation warnings are silenced here, the choice being the user's), and pt2 is
+  the PyTorch format to prefer.
+
+Every export is validated before it is kept: the file is written beside its destination under a temporary
+name, loaded back with `load` (ONNX with ONNX Runtime's CPU execution provider), run on a batch of the
+test split and compared with the eager fp32 model. Only when the largest absolute difference of the logits
+is within `TOLERANCE` is the file renamed into place; otherwise nothing is left behind.
+
+`load(path)` reads any of the three back: the callable model plus its class names and normalisation.
+"""
+from __future__ import annotations
+
+import contextlib
+import io as _bytes_io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .errors import UsageError
+from .io import TMP_SUFFIX, WriteError, make_folder
+
+FORMATS = ("onnx", "torchscript", "pt2")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
+# The allowed max abs difference of the logits is TOLERANCE x max(1, largest |logit| of the eager model):
+# fp32 logits of one network computed by different kernels (oneDNN, ONNX Runtime's MLAS) differ by
+# rounding only, about 1e-6 of their scale for a ResNet-18; a wrong graph (a dropped layer, a swapped
+# normalisation) misses 1e-4 by orders of magnitude.
+TOLERANCE = 1e-4
+METADATA_KEY = "cifar_lab"              # ONNX metadata_props key
+EXTRA_FILE = "cifar_lab.json"           # TorchScript _extra_files / PT2 extra_files name
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+ONNX_OPSET = 18
+
+
+class ExportError(UsageError):
+    """An export that could not be made or did not validate; nothing was written."""
+
+
+def metadata(state: dict) -> dict:
+    """What a file needs to be used on its own: classes, input preparation, tensor names and layout."""
+    from .config import from_dict
+    from .engine.checkpoint import input_record
+
+    config = from_dict(state["config"])
+    names = list(state.get("class_names") or [str(i) for i in range(config.num_classes)])
+    return {"model": config.model, "dataset": config.dataset, "num_classes": config.num_classes,
+            "class_names": names, "input": input_record(state), "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "layout": "float32 NCHW, normalised with input.mean and input.std; output: logits"}
+
+
+def example_input(resolution: int, batch: int = 2) -> torch.Tensor:
+    # Batch 2, not 1: torch.export specialises a dimension of size 1, which would fix the batch.
+    return torch.randn(batch, 3, resolution, resolution)
+
+
+def onnx_bytes(model: torch.nn.Module, resolution: int, meta: Optional[dict] = None) -> bytes:
+    """The ONNX model (weights inside, dynamic batch) as bytes, with `meta` in its metadata_props."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        program = torch.onnx.export(model.eval(), (example_input(resolution),), input_names=[INPUT_NAME],
+                                    output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},),
+                                    opset_version=ONNX_OPSET, dynamo=True, verbose=False)
+    except Exception as exc:  # an operator without an ONNX translation, a graph break, ...
+        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: "
+                          f"{_first_line(exc)}); try --format pt2 or torchscript") from None
+    proto = program.model_proto
+    if meta is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    return proto.SerializeToString()
+
+
+def _torchscript_bytes(model, resolution, meta) -> bytes:
+    with torch.no_grad(), _quiet_torchscript():
+        traced = torch.jit.trace(model.eval(), example_input(resolution))
+        buffer = _bytes_io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta)})
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_torchscript():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+        yield
+
+
+def _pt2_bytes(model, resolution, meta) -> bytes:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model.eval(), (example_input(resolution),), dynamic_shapes=({0: batch},))
+    buffer = _bytes_io.BytesIO()
+    torch.export.save(program, buffer, extra_files={EXTRA_FILE: json.dumps(meta)})
+    return buffer.getvalue()
+
+
+def serialize(model: torch.nn.Module, fmt: str, resolution: int, meta: dict) -> bytes:
+    """The exported file's bytes in format `fmt`, metadata included."""
+    check_format(fmt)
+    if fmt == "onnx":
+        return onnx_bytes(model, resolution, meta)
+    try:
+        return (_torchscript_bytes if fmt == "torchscript" else _pt2_bytes)(model, resolution, meta)
+    except Exception as exc:
+        raise ExportError(f"{fmt} export failed ({type(exc).__name__}: {_first_line(exc)}); try another "
+                          f"--format") from None
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+
+
+@dataclass
+class ExportedModel:
+    """An exported file loaded back: call it on normalised float32 NCHW images to get logits."""
+
+    format: str
+    metadata: dict
+    run: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.run(images)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.metadata["class_names"]
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] images at the stored size -> what the model takes (normalised, resized)."""
+        record = self.metadata["input"]
+        mean = torch.tensor(record["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(record["std"]).view(1, 3, 1, 1)
+        x = (images.float() / 255.0 - mean) / std
+        size = record["resolution"]
+        if x.shape[-1] != size:  # as the CIFAR loader does: upscale after normalising
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
+    @torch.inference_mode()
+    def predict(self, images: torch.Tensor) -> list[str]:
+        """Top-1 class name of each uint8 image of a [B, 3, H, W] batch."""
+        return [self.class_names[i] for i in self(self.preprocess(images)).argmax(1).tolist()]
+
+
+def detect_format(path) -> str:
+    """The format of an exported file, from its suffix or else its contents."""
+    path = Path(path)
+    by_suffix = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".ts": "torchscript",
+                 ".torchscript": "torchscript"}
+    if path.suffix in by_suffix:
+        return by_suffix[path.suffix]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        return "torchscript" if any("/code/" in name for name in names) else "pt2"
+    return "onnx"
+
+
+def onnx_session(source, threads: Optional[int] = None, providers=None):
+    """An ONNX Runtime session on a file or bytes (CPU execution provider unless `providers` says)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3  # warnings about unused initialisers are noise here
+    # ONNX Runtime's worker threads spin after each run by default, waiting for the next; on a machine with
+    # few cores they take the CPU from whatever runs next (another route, PyTorch's own threads), so they
+    # sleep instead (ONNX Runtime docs, "Thread management": session.intra_op.allow_spinning).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(source) if isinstance(source, Path) else source
+    return ort.InferenceSession(source, options, providers=providers or ["CPUExecutionProvider"])
+
+
+def onnx_runner(session) -> Callable[[torch.Tensor], torch.Tensor]:
+    input_name = session.get_inputs()[0].name
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        array = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(session.run(None, {input_name: array})[0])
+
+    return run
+
+
+def load(path, fmt: Optional[str] = None) -> ExportedModel:
+    """Load an exported file and its metadata; a file that is not one is a one-line UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; export one with `cifar-lab export --checkpoint C "
+                         f"--format onnx --out {path}`")
+    fmt = fmt or detect_format(path)
+    check_format(fmt)
+    try:
+        if fmt == "onnx":
+            session = onnx_session(path)
+            meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+            return ExportedModel(fmt, meta, onnx_runner(session))
+        extra = {EXTRA_FILE: ""}
+        if fmt == "torchscript":
+            with _quiet_torchscript():
+                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        else:
+            with open(path, "rb") as handle:  # a buffer: the temporary name lacks the .pt2 suffix
+                module = torch.export.load(handle, extra_files=extra).module()
+        meta = json.loads(extra[EXTRA_FILE])
+    except Exception as exc:
+        raise UsageError(f"{path} cannot be read as a cifar-lab {fmt} export ({type(exc).__name__}); "
+                         f"export it again") from None
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(images.to(torch.float32))
+
+    return ExportedModel(fmt, meta, run)
+
+
+def test_split(state: dict, data_root=None, limit: Optional[int] = None, calibration: int = 0):
+    """The checkpoint's test split as (images, labels) tensors on the CPU, normalised as its test loader
+    does; with `calibration` > 0 also that many training images (the training loader's augmentation)."""
+    from .config import from_dict
+    from .data import registry as data_registry
+
+    config = from_dict(state["config"])
+    config.progress, config.device = False, "cpu"
+    if data_root is not None:
+        config.data_root = str(data_root)
+    bundle = data_registry.build(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    images, labels = _take(bundle.test_loader, limit)
+    if not calibration:
+        return images, labels
+    return images, labels, _take(bundle.train_loader, calibration)[0]
+
+
+def _take(loader, limit: Optional[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels, count = [], [], 0
+    for x, y in loader:
+        images.append(x.contiguous())
+        labels.append(y)
+        count += len(y)
+        if limit is not None and count >= limit:
+            break
+    if not images:
+        raise UsageError("the checkpoint's dataset yields no images; check data_root and the subset settings")
+    images, labels = torch.cat(images), torch.cat(labels)
+    return (images, labels) if limit is None else (images[:limit], labels[:limit])
+
+
+@torch.inference_mode()
+def compare(reference: torch.nn.Module, exported: ExportedModel, images: torch.Tensor) -> tuple[float, float]:
+    """(max abs difference of the logits, the logits' scale: max(1, largest |eager logit|))."""
+    expected = reference(images).float()
+    got = exported(images).float()
+    scale = max(1.0, float(expected.abs().max()))
+    if got.shape != expected.shape:
+        return float("inf"), scale
+    return float((got - expected).abs().max()), scale
+
+
+def export(checkpoint_path, fmt: str, out, *, images: int = 64, tolerance: float = TOLERANCE,
+           data_root=None) -> dict:
+    """Export a checkpoint's model to `out` in format `fmt`, validate it, and keep it only if it passes.
+
+    Returns a plain dict: path, format, size, the max abs difference to eager fp32 on `images` test
+    images and what was allowed (`tolerance` x the logits' scale, see `TOLERANCE`). A failure raises a
+    one-line `ExportError` and leaves no file at `out` (an existing file there is replaced only by a
+    validated export).
+    """
+    from .engine import checkpoint
+
+    check_format(fmt)
+    if not tolerance > 0 or images < 1:
+        raise UsageError(f"--tolerance must be positive and --images at least 1 (got {tolerance}, {images})")
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give the file to write, e.g. {out / ('model' + SUFFIXES[fmt])}")
+    state = checkpoint.load(checkpoint_path)
+    model = checkpoint.load_model(state, "cpu")
+    meta = metadata(state)
+    batch, _ = test_split(state, data_root=data_root, limit=images)
+    payload = serialize(model, fmt, meta["input"]["resolution"], meta)
+    make_folder(out.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=TMP_SUFFIX, dir=out.parent)
+    except OSError as exc:
+        raise WriteError(out, exc) from None
+    tmp = Path(tmp)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise WriteError(out, exc) from None
+        exported = load(tmp, fmt)
+        if exported.metadata != json.loads(json.dumps(meta)):
+            raise ExportError(f"the {fmt} file does not carry the checkpoint's metadata; nothing written")
+        difference, scale = compare(model, exported, batch)
+        allowed = tolerance * scale
+        if not difference <= allowed:
+            raise ExportError(f"the {fmt} export does not match the eager model: max abs difference "
+                              f"{difference:.3g} > {allowed:.3g} (tolerance {tolerance:g} x logit scale "
+                              f"{scale:.3g}) on {len(batch)} test images; nothing written")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except UsageError as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, ExportError) or tmp.name not in str(exc):
+            raise
+        raise ExportError(f"the {fmt} export could not be read back; nothing written") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"path": str(out), "format": fmt, "size_mb": out.stat().st_size / 1e6, "max_abs_diff": difference,
+            "allowed_diff": allowed, "tolerance": tolerance, "logit_scale": scale, "images": len(batch),
+            "model": meta["model"],
+            "resolution": meta["input"]["resolution"], "classes": len(meta["class_names"])}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else ""
