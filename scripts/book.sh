@@ -16,16 +16,24 @@ rm -rf _build/html _build/.doctrees
 mkdir -p _build
 chapters=$(grep -c -- "- file: notebooks/" _toc.yml)
 echo "book: [2/2] executing $chapters notebooks in smoke mode and building the HTML (log: _build/book.log)"
-# One line per notebook as jupyter-book starts it, with the seconds the previous one took.
+# One line per notebook as jupyter-book starts it, with the seconds the previous one took (read line by line in
+# bash: awk implementations may read a pipe in blocks, which would hold the lines back until the end).
+progress() {
+  local line name n=0 last=$SECONDS
+  while IFS= read -r line; do
+    case "$line" in
+      *"Executing notebook"*)
+        [ "$n" -gt 0 ] && echo "book:       done in $((SECONDS - last)) s"
+        n=$((n + 1)); last=$SECONDS
+        name=${line%%: Executing*}; name=${name##*/notebooks/}
+        echo "book:   [$n/$chapters] $name" ;;
+    esac
+  done
+  [ "$n" -gt 0 ] && echo "book:       done in $((SECONDS - last)) s (with the HTML)"
+  return 0
+}
 set +e
-jupyter-book build . -W --keep-going --builder html 2>&1 | tee _build/book.log | awk -v total="$chapters" '
-  /Executing notebook/ {
-    now = systime(); n += 1
-    if (n > 1) printf "book:       done in %d s\n", now - last
-    name = $1; sub(/^.*\/notebooks\//, "", name); sub(/:$/, "", name)
-    printf "book:   [%d/%d] %s\n", n, total, name; fflush(); last = now
-  }
-  END { if (n > 0) printf "book:       done in %d s\n", systime() - last }'
+PYTHONUNBUFFERED=1 jupyter-book build . -W --keep-going --builder html 2>&1 | tee _build/book.log | progress
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
