@@ -114,7 +114,8 @@ class SparseStep(DenseStep):
                 both = distributed.all_reduce_sum(torch.stack([count, torch.tensor(batch, device=self.device)]))
                 rate, global_batch = both[0].float() / both[1], both[1]
                 self.global_active = both[0]
-                weight = float(global_batch) / (self.config.batch_size * self.world)
+                # Kept on the device: a float() here would wait for the GPU on every batch.
+                weight = global_batch.float() / (self.config.batch_size * self.world)
             else:
                 rate, weight = count.float() / batch, batch / self.config.batch_size
             # A short last batch moves the EMA in proportion to its size, not as much as a full one.

@@ -39,11 +39,15 @@ class PIController:
         self.integral = scalar(0.0)
         self.updates = torch.zeros((), dtype=torch.long, device=self.device)
 
-    def update(self, rate: torch.Tensor, weight: float = 1.0) -> None:
+    def update(self, rate: torch.Tensor, weight=1.0) -> None:
         """Feed one batch's activation rate (a 0-dim device tensor, or a float). `weight` is the batch's size
-        relative to a full batch: a short last batch of an epoch moves the EMA only that much."""
+        relative to a full batch: a short last batch of an epoch moves the EMA only that much. It may be a
+        device tensor (a size all-reduced over ranks), which then stays on the device: no host sync."""
         rate = torch.as_tensor(rate, dtype=torch.float32, device=self.device)
-        alpha = self.ema_alpha * min(1.0, weight)
+        if isinstance(weight, torch.Tensor):
+            alpha = self.ema_alpha * weight.to(torch.float32).clamp(max=1.0)
+        else:
+            alpha = self.ema_alpha * min(1.0, weight)
         self.ema = alpha * rate + (1.0 - alpha) * self.ema
         error = self.ema - self.target
         inside = (self.theta > WINDUP_LOW) & (self.theta < WINDUP_HIGH)
