@@ -73,7 +73,7 @@ def compare(preset: str, overrides: dict, seeds, out_dir, record_scores: int = 0
 def row_of(seed: int, variant: str, result) -> dict:
     summary = result.summary
     return {
-        "seed": seed, "variant": variant, "epochs": summary["epochs"],
+        "seed": seed, "variant": variant, "epochs": summary["epochs"], "device": summary["device"],
         "final_acc": summary["final_acc"], "best_acc": summary["best_acc"],
         "train_seconds": summary["train_seconds"], "optimizer_steps": summary["optimizer_steps"],
         "samples_trained": sum(row["samples_trained"] for row in result.history),

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .errors import UsageError
+from .values import parse_value
 
 
 @dataclass
@@ -80,8 +80,9 @@ class TrainConfig:
     num_classes: int = 10
     loader: str = "device"            # "device" (resident, batched augmentation) or "torchvision" (reference)
     augment: str = "crop_flip"        # a policy name from cifar_lab.data.augment
-    normalization: str = "dataset"    # "dataset" statistics or "half" = (0.5, 0.5, 0.5)
+    normalization: str = "dataset"    # "dataset" statistics, "half" = (0.5, 0.5, 0.5), or "unit": pixels / 255 only
     input_size: int = 32              # images are resized to this after augmentation
+    image_channels: int = 3           # channels the model is fed: 3, or 1 on grey data (fashion_mnist)
     train_subset: int = 0             # 0 = the whole split
     test_subset: int = 0
     synthetic_train_size: int = 5000
@@ -148,7 +149,7 @@ class TrainConfig:
 # are checked where those registries live, see `validate`.
 CHOICES = {
     "loader": ("device", "torchvision"),
-    "normalization": ("dataset", "half"),
+    "normalization": ("dataset", "half", "unit"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("cosine", "warmup_cosine", "onecycle", "constant"),
     "device": ("auto", "cpu", "cuda", "mps"),
@@ -178,52 +179,6 @@ def all_keys(cls=TrainConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def _parse_value(key: str, tp: Any, raw: Any) -> Any:
-    """Convert `raw` (a string from the command line, or a JSON value) to the field's type."""
-    optional = typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
-    if optional:
-        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
-            return None
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    wrong = UsageError(f"{key}={raw!r} is not a valid {tp.__name__}; for example --set {key}={_example(tp)}")
-    if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise wrong
-    if tp is int:
-        if isinstance(raw, bool):
-            raise wrong
-        try:
-            value = float(raw) if isinstance(raw, str) else raw
-            if int(value) != value:
-                raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
-            raise wrong from None
-    if tp is float:
-        if isinstance(raw, bool):
-            raise wrong
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise wrong from None
-        if not math.isfinite(value):  # nan and inf pass float() but no field means anything by them
-            raise UsageError(f"{key}={raw!r} is not a finite number; for example --set {key}={_example(tp)}")
-        return value
-    if tp is str:
-        return str(raw)
-    raise wrong
-
-
-def _example(tp) -> str:
-    return {bool: "true", int: "10", float: "0.1", str: "name"}.get(tp, "value")
-
-
 # Keys renamed in this release: old name -> new name. The old name still works, with a one-line note.
 RENAMED_KEYS = {"warmup_epochs": "ast.dense_epochs"}
 
@@ -246,7 +201,7 @@ def set_value(config: TrainConfig, key: str, raw: Any, quiet: bool = False) -> N
     name = parts[-1]
     if name not in types or dataclasses.is_dataclass(types[name]):
         raise _unknown_key(key)
-    value = _parse_value(key, types[name], raw)
+    value = parse_value(raw, types[name], key)
     if key in CHOICES and value not in CHOICES[key]:
         raise UsageError(f"{key}={value!r} is not one of: {', '.join(CHOICES[key])}")
     setattr(target, name, value)
@@ -297,15 +252,20 @@ def save_json(config: TrainConfig, path) -> None:
     atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
 
 
+MAX_IMAGE_SIDE = 1024   # pixels: a batch of 128 such images is 1.6 GB in fp32
+MAX_SEED = 2**32 - 1
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check names against the registries and ranges of numbers; raise a one-line UsageError."""
     from . import models
-    from .data import augment, registry
+    from .data import augment, registry, synthetic
     from .sparse.config import validate_ast
 
     if config.model not in models.names():
         raise UsageError(f"unknown model '{config.model}'; choose one of: {', '.join(models.names())}")
     models.check_pretrained(config.model, config.pretrained)
+    _check_image_channels(config, models.spec(config.model))
     if config.dataset not in registry.names():
         raise UsageError(f"unknown dataset '{config.dataset}'; choose one of: {', '.join(registry.names())}")
     if config.augment not in augment.names():
@@ -315,6 +275,19 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in positive_ints:
         if getattr(config, key) < 1:
             raise UsageError(f"{key} must be at least 1, got {getattr(config, key)}")
+    for key in ("input_size", "image_size", "eval_resize", "synthetic_jpeg_px"):
+        if getattr(config, key) > MAX_IMAGE_SIDE:  # refused before a batch of such images is allocated
+            raise UsageError(f"{key}={getattr(config, key)} is above {MAX_IMAGE_SIDE} px, where one batch of images "
+                             f"no longer fits in memory; the book trains at 32-224 px")
+    if config.dataset == "synthetic":
+        synthetic.check_class_count(config.num_classes, "num_classes")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise UsageError(f"seed must be between 0 and {MAX_SEED} (2**32 - 1), got {config.seed}")
+    if not 0.0 <= config.momentum < 1.0:
+        raise UsageError(f"momentum must be in [0, 1), got {config.momentum}")
+    if not 0.0 < config.onecycle_pct_start < 1.0:
+        raise UsageError(f"onecycle_pct_start must be in (0, 1), the share of the steps that raise the learning "
+                         f"rate to its peak; got {config.onecycle_pct_start}")
     for key in ("train_subset", "test_subset", "min_epochs", "patience", "num_workers", "checkpoint_every",
                 "keep_checkpoints"):
         if getattr(config, key) < 0:
@@ -340,6 +313,19 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.distill.enabled or config.distill.teacher:
         _validate_distill(config)
     return config
+
+
+def _check_image_channels(config: TrainConfig, spec) -> None:
+    """The channels the data is served with must be those the model's first layer takes; a one-channel model
+    (a grey dataset's own benchmark network) also has a fixed input size."""
+    if config.image_channels not in (1, 3):
+        raise UsageError(f"image_channels must be 1 or 3, got {config.image_channels}")
+    if config.image_channels == 1 and config.dataset != "fashion_mnist":
+        raise UsageError(f"image_channels=1 serves grey images, and dataset={config.dataset} is in colour; use "
+                         f"dataset=fashion_mnist or image_channels=3")
+    if spec.channels != config.image_channels or (spec.channels == 1 and config.input_size != spec.input_size):
+        raise UsageError(f"model '{config.model}' takes {spec.channels}x{spec.input_size}x{spec.input_size} "
+                         f"images; set image_channels={spec.channels} input_size={spec.input_size}")
 
 
 def _validate_distill(config: TrainConfig) -> None:

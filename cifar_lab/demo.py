@@ -7,7 +7,9 @@ run's test loader did. Gradio is an optional dependency (`pip install -e .[demo]
 an app is built, and the rest of the package works without it.
 
 A file that is not a readable image gets a one-line message in the page (`gr.Error`), and the app keeps
-serving.
+serving. Uploads are limited to `MAX_UPLOAD` bytes (Gradio's `max_file_size`, refused by the server before the
+file is stored) and to `inference.MAX_PIXELS` pixels, read from the image's header before anything is decoded
+or resized, so a small file that declares gigapixels (a decompression bomb) never reaches the decoder.
 """
 from __future__ import annotations
 
@@ -24,13 +26,14 @@ from typing import Optional
 import torch
 
 from .errors import DataError, UsageError
-from .inference import Predictor, read_image
+from .inference import Predictor, open_checked, read_image
 
 TOP_K = 5
 # CIFAR images are 32 px: show the upload enlarged with sharp pixels rather than as a thumbnail.
 PAGE_CSS = "#demo-image img { image-rendering: pixelated; min-width: 192px; min-height: 192px; object-fit: contain; }"
 CIFAR_LAYOUT = ("cifar10", "cifar100", "synthetic")
 INSTALL = "pip install -e .[demo]"
+MAX_UPLOAD = "25mb"  # Gradio's max_file_size syntax; a 40-megapixel JPEG photograph is about 15 MB
 
 
 def import_gradio():
@@ -162,16 +165,27 @@ def build_app(classifier: Classifier):
 
 def _guard_preprocess(gr, image) -> None:
     """Gradio opens an upload with PIL before the handler runs; a file PIL cannot identify would fail there
-    with a generic error. Turn that into the same readable message as the handler's."""
+    with a generic error. Turn that into the same readable message as the handler's. An upload that declares
+    more than `inference.MAX_PIXELS` pixels is refused here, from its header, before Gradio or the handler
+    decodes it."""
     original = image.preprocess
 
     def preprocess(payload):
+        name = getattr(payload, "orig_name", None) or "the upload"
+        path = getattr(payload, "path", None)
+        if path:
+            try:
+                open_checked(path).close()
+            except DataError as exc:
+                message = str(exc).replace(str(path), name)
+                raise gr.Error(f"This file cannot be classified: {message}", print_exception=False) from None
+            except Exception:  # noqa: BLE001 (not an image: the message below says so)
+                pass
         try:
             return original(payload)
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 (anything PIL raises on a non-image)
-            name = getattr(payload, "orig_name", None) or "the upload"
             raise gr.Error(f"This file cannot be classified: {name}: not an image file "
                            f"({type(exc).__name__})", print_exception=False) from None
 
@@ -185,7 +199,8 @@ def serve(classifier: Classifier, *, host: str = "127.0.0.1", port: Optional[int
     folders = sorted({str(path.parent) for path, _ in classifier.examples})
     app.queue()
     _, url, _ = app.launch(server_name=host, server_port=port, share=False, show_error=True, quiet=True,
-                           prevent_thread_lock=True, allowed_paths=folders, ssr_mode=False, css=PAGE_CSS)
+                           prevent_thread_lock=True, allowed_paths=folders, ssr_mode=False, css=PAGE_CSS,
+                           max_file_size=MAX_UPLOAD)
     return app, url
 
 

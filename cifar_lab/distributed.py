@@ -8,13 +8,21 @@ waits at most `dist.timeout_s` seconds, so a rank that never arrives ends the ru
 What lives here (the engine calls it, the command line only launches it):
 
 - rank and world size, and sums over ranks (`all_reduce_sum`, `gather`);
+- decisions every rank takes together, as PyTorch Lightning's `reduce_boolean_decision` takes them: a flag
+  all-reduced so that one rank's "stop" stops all (`any_rank`), the largest of the ranks' clocks
+  (`max_over_ranks`), and the stop reason of an epoch agreed once (`agree_on_stop`);
+- `average_model`: the parameters and buffers averaged in place, so that local SGD's ranks evaluate and save
+  one model;
 - agreement checks: every rank hashes its resolved config, and ranks exchange their setup errors, so that
   a rank with another config or without its data stops all of them with one line naming the rank;
 - `wrap`: `DistributedDataParallel` (PyTorch docs, "Distributed Data Parallel") with a communication hook
   that counts the bytes of every gradient bucket it all-reduces, or post-local SGD (Lin et al. 2020,
   "Don't use large mini-batches, use local SGD") with PyTorch's `post_localSGD_hook`,
   `PostLocalSGDOptimizer` and `PeriodicModelAverager`, counting the parameters each average reduces;
-- `launch`: `cifar-lab train --nproc-per-node N` hands its own command to `torch.distributed.run`.
+- `launch`: `cifar-lab train --nproc-per-node N` hands its own command to `torch.distributed.run`, after
+  `check_process_count` (no more processes than the machine has devices) and `check_rendezvous_endpoint`
+  (a port that another program holds). The ranks ask Linux to kill them when the launcher dies
+  (`die_with_launcher`): a launcher killed with SIGKILL cannot stop them itself.
 """
 from __future__ import annotations
 
@@ -23,6 +31,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import socket
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,6 +42,13 @@ import torch
 import torch.distributed as dist
 
 from .errors import UsageError
+
+# Set by `launch` for the ranks it starts: the PID of the launching process (the ranks' parent).
+LAUNCHER_PID = "CIFAR_LAB_LAUNCHER_PID"
+# How long a rendezvous may take: the nodes' joining (torchrun's `join_timeout`), and how long a program at
+# the rendezvous endpoint may take to answer as a PyTorch store.
+RENDEZVOUS_TIMEOUT_S = 60
+STORE_ANSWER_S = 10
 
 
 def launched() -> bool:
@@ -70,10 +89,32 @@ def device_for(device: torch.device) -> torch.device:
     return device
 
 
+def die_with_launcher() -> None:
+    """Have Linux kill this rank when its parent, the launcher, dies (`prctl(PR_SET_PDEATHSIG)`).
+
+    torchrun stops its ranks when it is interrupted or terminated, but a launcher killed with SIGKILL runs no
+    code: without this its ranks would train on as orphans, writing into the run folder. If the launcher died
+    before this call (under `launch`, which names itself in the ranks' environment), the parent is already
+    another process and the rank ends at once. Elsewhere than Linux this does nothing.
+    """
+    if not launched() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return
+    launcher = os.environ.get(LAUNCHER_PID)
+    if launcher and os.getppid() != int(launcher):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init(device: torch.device, timeout_s: float) -> bool:
     """Join the process group torchrun describes; return True if this call created it."""
     if active() or not launched():
         return False
+    die_with_launcher()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -106,12 +147,67 @@ def barrier() -> None:
 
 
 def any_rank(flag: bool, device) -> bool:
-    """True on every rank when `flag` is true on at least one (e.g. a stop decided by a clock)."""
+    """True on every rank when `flag` is true on at least one (e.g. a stop decided by a clock). A collective
+    and a host sync: call it at points every rank reaches together, not per batch."""
     if not active() or world_size() == 1:
         return flag
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def max_over_ranks(value: float, device) -> float:
+    """The largest of the ranks' `value`s, on every rank (e.g. an epoch's seconds: the slowest rank's)."""
+    if not active() or world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
+def agree_on_stop(reason: str, keep_going: str = "completed") -> str:
+    """The stop reason every rank acts on: the first rank's (in rank order) that is not `keep_going`.
+
+    Each rank decides from what it saw; one exchange per epoch makes the ranks stop at the same epoch even
+    when their inputs differ (their clocks, say), instead of one rank leaving while the others wait in the
+    next collective until the timeout.
+    """
+    for other in gather(reason):
+        if other != keep_going:
+            return other
+    return keep_going
+
+
+def average_model(model: torch.nn.Module, counter: Optional["CommCounter"] = None) -> None:
+    """Average the floating-point parameters and buffers over ranks, in place, in one flat all-reduce.
+
+    Local SGD's ranks step on their own between periodic averages, so at the end of an epoch each holds
+    another model; after this they hold one (their mean), which is what is evaluated and saved. All-reduce
+    hands every rank the same sum, so the ranks' weights are equal bit for bit.
+    """
+    if not active() or world_size() == 1:
+        return
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+    if counter is not None:
+        counter.add(flat.numel() * flat.element_size())
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat.div_(world_size())
+    offset = 0
+    with torch.no_grad():
+        for t in tensors:
+            t.copy_(flat[offset:offset + t.numel()].view(t.shape))
+            offset += t.numel()
+
+
+def precision_for_strategy(precision: str, strategy: str) -> str:
+    """The precision a run of `strategy` trains in, from the one `precision=auto` resolved to: fp32 instead of
+    fp16 under local SGD. fp16's GradScaler skips the optimizer step on a rank whose gradients overflowed;
+    local SGD's ranks step on their own gradients, so their step counts, and with them the periodic
+    averages (collectives), would fall out of step. (`validate` refuses an explicit precision=fp16.)"""
+    return "fp32" if precision == "fp16" and strategy == "local_sgd" else precision
 
 
 def gather(value) -> list:
@@ -249,6 +345,64 @@ def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device, enabled
 
 # --- launching: torch.distributed.run with an argument list ----------------------------------------------
 
+def usable_devices(device_type: str) -> int:
+    """Processes this machine can give a device each: GPUs on CUDA, else the CPU cores this process may use."""
+    if device_type == "cuda":
+        return torch.cuda.device_count()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no CPU affinity outside Linux
+        return os.cpu_count() or 1
+
+
+def check_process_count(nproc_per_node: int, device_type: str, force: bool = False) -> None:
+    """Refuse more processes than devices: on the CPU each extra process only competes for the same cores
+    (and holds its own copy of the data), on CUDA a rank would have no GPU."""
+    usable = usable_devices(device_type)
+    if nproc_per_node <= usable or (force and device_type != "cuda"):
+        return
+    what = "CUDA GPUs" if device_type == "cuda" else "CPU cores"
+    fix = f"use --nproc-per-node {max(usable, 1)} or fewer" + ("" if device_type == "cuda" else
+                                                                 ", or add --force to start them anyway")
+    raise UsageError(f"--nproc-per-node {nproc_per_node} is more processes than the {usable} {what} this machine "
+                     f"can use (one each); {fix}")
+
+
+def _endpoint(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--rdzv-endpoint {endpoint}: expected HOST:PORT, e.g. node0:29400")
+    return host.strip("[]"), int(port)
+
+
+def check_rendezvous_endpoint(endpoint: str, wait_s: float = STORE_ANSWER_S) -> None:
+    """Refuse an endpoint whose port a program other than a PyTorch store holds.
+
+    Nothing listening is fine: this node, or the first one, will host the store there. A listener is asked
+    to answer as a `TCPStore`; one that accepts the connection and stays silent would leave torchrun waiting
+    in its handshake with no timeout at all.
+    """
+    host, port = _endpoint(endpoint)
+    try:
+        with socket.create_connection((host, port), timeout=min(5.0, wait_s)):
+            pass
+    except OSError:
+        return  # nobody listening (yet), or the host is not reachable: torchrun's own timeouts apply
+    answered = threading.Event()
+
+    def ask() -> None:
+        try:
+            dist.TCPStore(host, port, is_master=False, timeout=datetime.timedelta(seconds=wait_s))
+            answered.set()
+        except Exception:  # answered, but not as a store: refused below as well
+            pass
+
+    threading.Thread(target=ask, daemon=True).start()  # a silent peer blocks this thread, not the launcher
+    if not answered.wait(wait_s):
+        raise UsageError(f"--rdzv-endpoint {endpoint}: another program holds port {port} on {host} (it accepted a "
+                         f"connection but did not answer as a PyTorch rendezvous store within {wait_s:g} s); "
+                         f"choose a free port")
+
 def launch_arguments(command: list[str], nproc_per_node: int, nnodes: str = "1", node_rank: Optional[int] = None,
                      rdzv_endpoint: Optional[str] = None, max_restarts: int = 0) -> list[str]:
     """torchrun's arguments for running `python -m cifar_lab COMMAND...` on this machine's share of ranks."""
@@ -258,7 +412,9 @@ def launch_arguments(command: list[str], nproc_per_node: int, nnodes: str = "1",
         raise UsageError(f"--max-restarts must be 0 or more, got {max_restarts}")
     args = [f"--nproc-per-node={nproc_per_node}", f"--nnodes={nnodes}", f"--max-restarts={max_restarts}"]
     if rdzv_endpoint:
-        args += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        _endpoint(rdzv_endpoint)
+        args += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
+                 f"--rdzv-conf=join_timeout={RENDEZVOUS_TIMEOUT_S}"]
         if node_rank is not None:
             args.append(f"--node-rank={node_rank}")
     elif str(nnodes) not in ("1", "1:1"):
@@ -276,12 +432,24 @@ def launch(command: list[str], **options) -> int:
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
+
     args = launch_arguments(command, **options)
+    if options.get("rdzv_endpoint"):
+        check_rendezvous_endpoint(options["rdzv_endpoint"])
     for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # the ranks' own messages say what went wrong
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # the ranks inherit it (`die_with_launcher`)
     try:
         torchrun.run(torchrun.parse_args(args))
     except ChildFailedError as exc:
         codes = [failure.exitcode for failure in exc.failures.values()]
         return 2 if 2 in codes else (codes[0] if codes and codes[0] > 0 else 1)
+    except RendezvousError as exc:
+        where = options.get("rdzv_endpoint") or "this machine"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"the rendezvous at {where} failed: {reason} (every node must start within "
+                         f"{RENDEZVOUS_TIMEOUT_S} s with the same --rdzv-endpoint and --nnodes)") from None
+    finally:
+        os.environ.pop(LAUNCHER_PID, None)
     return 0

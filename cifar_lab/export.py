@@ -9,10 +9,12 @@
   read TorchScript (its deprecation warnings are silenced here, the choice being the user's), and pt2 is
   the PyTorch format to prefer.
 
-Every export is validated before it is kept: the file is written beside its destination under a temporary
-name, loaded back with `load` (ONNX with ONNX Runtime's CPU execution provider), run on a batch of the
-test split and compared with the eager fp32 model. Only when the largest absolute difference of the logits
-is within `TOLERANCE` is the file renamed into place; otherwise nothing is left behind.
+Every export is validated before it is kept: the file's bytes are loaded back as `load` reads a file (ONNX
+with ONNX Runtime's CPU execution provider), run on a batch of the test split and compared with the eager
+fp32 model. Only when the largest absolute difference of the logits is within `TOLERANCE` are they written,
+with `io.atomic_write` (a temporary file beside the destination, renamed into place); otherwise nothing is
+written. A temporary file that a killed export left beside the destination is removed by the next export to
+it.
 
 `load(path)` reads any of the three back: the callable model plus its class names and normalisation.
 """
@@ -21,8 +23,7 @@ from __future__ import annotations
 import contextlib
 import io as _bytes_io
 import json
-import os
-import tempfile
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -30,10 +31,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from .errors import UsageError
-from .io import TMP_SUFFIX, WriteError, make_folder
+from .io import TMP_SUFFIX, atomic_write, make_folder
 
 FORMATS = ("onnx", "torchscript", "pt2")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
@@ -142,20 +142,17 @@ class ExportedModel:
     def class_names(self) -> list[str]:
         return self.metadata["class_names"]
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 3, H, W] images at the stored size -> what the model takes (normalised, resized)."""
-        record = self.metadata["input"]
-        mean = torch.tensor(record["mean"]).view(1, 3, 1, 1)
-        std = torch.tensor(record["std"]).view(1, 3, 1, 1)
-        x = (images.float() / 255.0 - mean) / std
-        size = record["resolution"]
-        if x.shape[-1] != size:  # as the CIFAR loader does: upscale after normalising
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return x
+    def preprocess(self, images) -> torch.Tensor:
+        """Images of any size (a uint8 [B, 3, H, W] batch, or a list of paths, PIL images, arrays or uint8
+        [3, H, W] tensors) -> what the model takes, prepared exactly as `inference.Predictor` prepares them
+        (`inference.model_input`: eval resize and centre crop, or resize to the stored size; normalisation)."""
+        from .inference import model_input
+
+        return model_input(images, self.metadata["input"])
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor) -> list[str]:
-        """Top-1 class name of each uint8 image of a [B, 3, H, W] batch."""
+    def predict(self, images) -> list[str]:
+        """Top-1 class name of each image (a uint8 [B, 3, H, W] batch or a list, as `preprocess` takes)."""
         return [self.class_names[i] for i in self(self.preprocess(images)).argmax(1).tolist()]
 
 
@@ -207,21 +204,27 @@ def load(path, fmt: Optional[str] = None) -> ExportedModel:
     fmt = fmt or detect_format(path)
     check_format(fmt)
     try:
-        if fmt == "onnx":
-            session = onnx_session(path)
-            meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
-            return ExportedModel(fmt, meta, onnx_runner(session))
-        extra = {EXTRA_FILE: ""}
-        if fmt == "torchscript":
-            with _quiet_torchscript():
-                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        else:
-            with open(path, "rb") as handle:  # a buffer: the temporary name lacks the .pt2 suffix
-                module = torch.export.load(handle, extra_files=extra).module()
-        meta = json.loads(extra[EXTRA_FILE])
+        return _read(path.read_bytes(), fmt)
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:
         raise UsageError(f"{path} cannot be read as a cifar-lab {fmt} export ({type(exc).__name__}); "
                          f"export it again") from None
+
+
+def _read(payload: bytes, fmt: str) -> ExportedModel:
+    """An exported model from the bytes of its file (what `load` reads, and what `export` validates)."""
+    if fmt == "onnx":
+        session = onnx_session(payload)
+        meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        return ExportedModel(fmt, meta, onnx_runner(session))
+    extra = {EXTRA_FILE: ""}
+    if fmt == "torchscript":
+        with _quiet_torchscript():
+            module = torch.jit.load(_bytes_io.BytesIO(payload), map_location="cpu", _extra_files=extra)
+    else:
+        module = torch.export.load(_bytes_io.BytesIO(payload), extra_files=extra).module()
+    meta = json.loads(extra[EXTRA_FILE])
 
     def run(images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -294,43 +297,38 @@ def export(checkpoint_path, fmt: str, out, *, images: int = 64, tolerance: float
     meta = metadata(state)
     batch, _ = test_split(state, data_root=data_root, limit=images)
     payload = serialize(model, fmt, meta["input"]["resolution"], meta)
-    make_folder(out.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=TMP_SUFFIX, dir=out.parent)
-    except OSError as exc:
-        raise WriteError(out, exc) from None
-    tmp = Path(tmp)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as exc:
-            raise WriteError(out, exc) from None
-        exported = load(tmp, fmt)
-        if exported.metadata != json.loads(json.dumps(meta)):
-            raise ExportError(f"the {fmt} file does not carry the checkpoint's metadata; nothing written")
-        difference, scale = compare(model, exported, batch)
-        allowed = tolerance * scale
-        if not difference <= allowed:
-            raise ExportError(f"the {fmt} export does not match the eager model: max abs difference "
-                              f"{difference:.3g} > {allowed:.3g} (tolerance {tolerance:g} x logit scale "
-                              f"{scale:.3g}) on {len(batch)} test images; nothing written")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except UsageError as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, ExportError) or tmp.name not in str(exc):
-            raise
+        exported = _read(payload, fmt)
+    except Exception:
         raise ExportError(f"the {fmt} export could not be read back; nothing written") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    if exported.metadata != json.loads(json.dumps(meta)):
+        raise ExportError(f"the {fmt} file does not carry the checkpoint's metadata; nothing written")
+    difference, scale = compare(model, exported, batch)
+    allowed = tolerance * scale
+    if not difference <= allowed:
+        raise ExportError(f"the {fmt} export does not match the eager model: max abs difference "
+                          f"{difference:.3g} > {allowed:.3g} (tolerance {tolerance:g} x logit scale "
+                          f"{scale:.3g}) on {len(batch)} test images; nothing written")
+    make_folder(out.parent)
+    remove_stale_temporaries(out)
+    atomic_write(out, lambda handle: handle.write(payload))
     return {"path": str(out), "format": fmt, "size_mb": out.stat().st_size / 1e6, "max_abs_diff": difference,
             "allowed_diff": allowed, "tolerance": tolerance, "logit_scale": scale, "images": len(batch),
             "model": meta["model"],
             "resolution": meta["input"]["resolution"], "classes": len(meta["class_names"])}
+
+
+def remove_stale_temporaries(out) -> list[Path]:
+    """Delete the temporary files that a killed write of `out` left beside it (`io.atomic_write` names them
+    `.NAME.XXXXXXXX.tmp`); other files in the folder, the user's own `.tmp` files included, are left alone."""
+    out = Path(out)
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
+    removed = []
+    for stale in out.parent.iterdir():
+        if pattern.fullmatch(stale.name) and stale.is_file():
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def _first_line(exc: BaseException) -> str:

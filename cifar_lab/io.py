@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -117,6 +119,84 @@ def staged_dir(target, prefix: str = ".staging-") -> Iterator[Path]:
         staging.replace(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+LOCK_NAME = ".lock"
+
+
+class FolderBusy(UsageError):
+    """Another process holds the lock of a folder that one writer at a time may fill."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive `flock` on `folder/.lock` for the block: one writer per folder. A second process gets a
+    one-line `FolderBusy` naming the first one's PID and has written nothing into the folder.
+
+    The operating system releases the lock when its holder exits, however it dies, so a killed run never
+    leaves the folder locked. The lock file is removed when the block ends, while the lock is still held;
+    a process that opened the file before that notices the file it locked is gone and locks the new one.
+    """
+    folder = make_folder(folder)
+    path = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise WriteError(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise _busy(folder, what, holder) from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder removed the file after this process opened it: lock the current one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def check_unlocked(folder, what: str = "folder") -> None:
+    """Raise `FolderBusy` if a process holds `folder`'s lock (`folder_lock`); creates and writes nothing."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file: no holder
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released at once by the close below
+    except BlockingIOError:
+        raise _busy(folder, what, _lock_holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+def _busy(folder, what: str, holder: str) -> FolderBusy:
+    return FolderBusy(f"{folder} is in use by another {what} (PID {holder}); wait for it to end, or choose "
+                      f"another folder")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        mine, current = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino)
+
+
+def _lock_holder(fd: int) -> str:
+    """The PID the holder wrote into the lock file; it writes it right after locking, so wait a moment."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit():
+            return text
+        time.sleep(0.05)
+    return "unknown"
 
 
 def _umask() -> int:

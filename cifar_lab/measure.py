@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from .io import atomic_write
+from .provenance import device_name
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -59,13 +60,6 @@ def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, r
             "ours_runs": ours_runs, "reference_runs": ref_runs, "repeats": repeats}
 
 
-def device_label(device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return "Apple MPS" if device.type == "mps" else "cpu"
-
-
 @torch.inference_mode()
 def latency(model: torch.nn.Module, input_size: int, device, warmup: int = 10, runs: int = 100,
             batch_size: int = 1, channels_last: bool = False) -> dict:
@@ -104,7 +98,7 @@ def latency(model: torch.nn.Module, input_size: int, device, warmup: int = 10, r
     result = {"mean_ms": float(ms.mean()), "std_ms": float(ms.std()) if runs > 1 else 0.0}
     result.update({f"p{q}_ms": float(ms.quantile(q / 100)) for q in PERCENTILES})
     result.update(min_ms=float(ms.min()), img_s=1000.0 * batch_size / float(ms.median()), runs=runs,
-                  warmup=warmup, batch_size=batch_size, input_size=input_size, device=device_label(device),
+                  warmup=warmup, batch_size=batch_size, input_size=input_size, device=device_name(device),
                   threads=torch.get_num_threads())
     return result
 

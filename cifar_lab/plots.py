@@ -349,3 +349,50 @@ def save(fig: plt.Figure, path: Optional[Path]) -> None:
 
     if path is not None:
         atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120, bbox_inches="tight"))
+
+
+def curves_over_seeds(runs: Sequence[dict], title: str = "") -> plt.Figure:
+    """Test accuracy and train loss per epoch, one thin line per seed and their mean in bold (runs as in a
+    `cifar_lab.real_data` record: each with a `seed` and a `history` of per-epoch rows)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    frames = [history_frame(run["history"]) for run in runs]
+    for run, frame in zip(runs, frames):
+        axes[0].plot(frame["epoch"], frame["train_loss"], color="tab:blue", alpha=0.35, lw=1)
+        axes[1].plot(frame["epoch"], 100 * frame["test_acc"], color="tab:orange", alpha=0.35, lw=1,
+                     label=f"seed {run['seed']}" if len(runs) <= 5 else None)
+    common = min(len(frame) for frame in frames)
+    mean = pd.concat([frame.iloc[:common][["epoch", "train_loss", "test_acc"]] for frame in frames]) \
+        .groupby("epoch").mean().reset_index()
+    axes[0].plot(mean["epoch"], mean["train_loss"], color="tab:blue", lw=2.5, label=f"mean of {len(runs)} seeds")
+    axes[1].plot(mean["epoch"], 100 * mean["test_acc"], color="tab:orange", lw=2.5,
+                 label=f"mean of {len(runs)} seeds")
+    axes[0].set(title="train loss", xlabel="epoch")
+    axes[1].set(title="test top-1 accuracy (%)", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mistakes_grid(examples: Sequence[dict], per_row: int = 4, title: str = "") -> plt.Figure:
+    """The test images of the most common mistakes (`cifar_lab.mistakes.examples`), one confusion per row:
+    each tile says what the image is and what the model called it, with its confidence."""
+    rows = max(1, -(-len(examples) // per_row))
+    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * 1.9, rows * 2.05), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    for ax, example in zip(axes.flat, examples):
+        ax.imshow(np.asarray(example["pixels"], dtype=np.uint8), cmap="gray", vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.set_title(f"{example['true']}\n→ {example['predicted']} ({100 * example['confidence']:.0f} %)",
+                     fontsize=7.5)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -52,7 +52,30 @@ def collect(parameters: Optional[dict] = None, world_size: int = 1) -> dict:
         "start_utc": utc_now(),
         "end_utc": None,
     }
+    record["sessions"] = [session(record)]
     return scrub(record)
+
+
+# What each start of a run records on its own: a resumed run may continue on another commit or machine.
+SESSION_KEYS = ("command", "start_utc", "end_utc", "commit", "dirty", "device", "world_size")
+
+
+def session(record: dict) -> dict:
+    """One start of a run, from a `collect` record (or an older record that has no list of sessions)."""
+    return {key: record.get(key) for key in SESSION_KEYS}
+
+
+def sessions(record: dict) -> list[dict]:
+    """Every start of the run `record` describes, the first one first."""
+    return list(record.get("sessions") or [session(record)])
+
+
+def resumed(earlier: Optional[dict], now: dict) -> dict:
+    """The record of a run continued now: the first start's command, time and code stay at the top, and `now`
+    (a `collect` record) is added as one more session. Without an `earlier` record, `now` itself."""
+    if not earlier:
+        return now
+    return {**earlier, "end_utc": None, "sessions": [*sessions(earlier), *sessions(now)]}
 
 
 def command_line(argv: Optional[list[str]] = None) -> Optional[str]:
@@ -70,8 +93,10 @@ def command_line(argv: Optional[list[str]] = None) -> Optional[str]:
 
 
 def finish(record: dict) -> dict:
-    """A copy of `record` with the end time set."""
-    return {**record, "end_utc": utc_now()}
+    """A copy of `record` with the end time set, on the record and on its latest session."""
+    end = utc_now()
+    starts = sessions(record)
+    return {**record, "end_utc": end, "sessions": [*starts[:-1], {**starts[-1], "end_utc": end}]}
 
 
 def write(record: dict, folder) -> dict:
@@ -132,12 +157,25 @@ def software_versions(torch) -> dict:
     }
 
 
+def device_name(device) -> str:
+    """The one name of a device in every record: the CUDA device's name, "Apple MPS", or the CPU with the
+    threads PyTorch computes with ("cpu (x86_64, 8 threads)"), the figure a CPU timing depends on."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def device_record(torch) -> dict:
-    """The accelerators this process sees: CUDA device names and count, or "cpu"."""
+    """The accelerators this process sees: CUDA device names and count, or the CPU (`device_name`)."""
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     names = cuda_device_names(torch, count)
     if not names:
-        device = "cpu"
+        device = device_name("cpu")
     elif len(set(names)) == 1:
         device = names[0] if count == 1 else f"{count} x {names[0]}"
     else:
@@ -156,7 +194,7 @@ def cuda_device_names(torch, count: int) -> list[str]:
         names = _nvidia_smi_names()
         if names is not None and len(names) == count:
             return names
-    return [torch.cuda.get_device_name(index) for index in range(count)]
+    return [device_name(f"cuda:{index}") for index in range(count)]
 
 
 def _nvidia_smi_names() -> Optional[list[str]]:
@@ -234,6 +272,12 @@ def describe(record: Optional[dict]) -> list[str]:
              f"software: torch {versions.get('torch')}, torchvision {versions.get('torchvision')}, Python "
              f"{versions.get('python')}{cuda}, cifar_lab {versions.get('cifar_lab')}",
              f"started: {record.get('start_utc')}" + (f", ended: {record['end_utc']}" if record.get("end_utc") else "")]
+    starts = record.get("sessions") or []
+    if len(starts) > 1:
+        commits = {str(start.get("commit")) for start in starts}
+        lines.append(f"sessions: {len(starts)} (resumed {len(starts) - 1} time{'s' if len(starts) > 2 else ''}, "
+                     f"last start {starts[-1].get('start_utc')}"
+                     f"{', on several commits' if len(commits) > 1 else ''})")
     if record.get("parameters"):
         lines.append("parameters: " + ", ".join(f"{k}={v}" for k, v in record["parameters"].items()))
     elif record.get("command"):

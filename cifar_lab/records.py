@@ -66,6 +66,18 @@ def read_record(path: Path) -> dict:
     return record
 
 
+def number(path, measurement: str, row: str, column: int = 1) -> float:
+    """A measured number of a record, for a chapter's prose: the cell in `column` of the row whose first cell
+    starts with `row`, in the measurement titled `measurement` ("166", "1.86×" and "110,560" read as numbers)."""
+    record = read_record(Path(path))
+    for item in record["measurements"]:
+        if item["title"] == measurement:
+            for cells in item.get("table", {}).get("rows", []):
+                if str(cells[0]).startswith(row):
+                    return float(str(cells[column]).replace(",", "").rstrip("×x% "))
+    raise UsageError(f"{path} has no row starting {row!r} in a measurement titled {measurement!r}")
+
+
 def commit_relation(commit: str, head: str, repository: Path = provenance.PACKAGE_PARENT) -> str:
     """How a record's commit stands to the commit being built: "this commit", "an older commit", or "a commit
     this checkout does not hold" (a short hash of another clone, or an unknown head)."""

@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterable, Optional
 
 from . import provenance
 from .errors import UsageError
+from .values import parse_value  # noqa: F401 (the sweep and reproduce commands use it from here)
 
 OUT_DIR_PARAMETER = "out_dir"
-_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 # Helpers the parameters cells call for a default, by the type they return.
 _HELPER_TYPES = {"smoke_default": bool}
@@ -142,28 +142,6 @@ def _as_typed(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     return repr(value)
-
-
-def parse_value(text: Any) -> Any:
-    """`-p` values as YAML scalars (ints, floats, booleans, null/None, lists); anything else stays a string."""
-    import yaml
-
-    if not isinstance(text, str):
-        return text
-    stripped = text.strip()
-    if stripped in ("None", "none"):
-        return None  # Python's spelling, which is what the parameters cells themselves use
-    if not stripped:
-        return text
-    try:
-        value = yaml.safe_load(stripped)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, dict) or (value is None and stripped not in ("null", "Null", "NULL", "~")):
-        return text  # "a: b" or "# x" were meant as text, not as a mapping or a comment
-    if isinstance(value, str) and _DECIMAL.match(stripped):
-        return float(stripped)  # YAML 1.1 reads 1e-3 (no dot) as text; a shell user means a number
-    return value
 
 
 def check_parameters(path, nb, given: dict[str, Any]) -> dict[str, str]:
@@ -286,7 +264,9 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
     out = prepare_out_dir(out_dir)
     injected = {**given, OUT_DIR_PARAMETER: str(out)}
     executed = out / (path.stem + ".ipynb")
-    environment = provenance.write(provenance.collect(parameters=injected), out)
+    environment = provenance.collect(parameters=injected)
+    environment[CODE_VERSION] = code_version()  # what `same_code` compares when a later run wants to reuse this one
+    environment = provenance.write(environment, out)
     try:
         with kernel_stderr_filtered() as kernel_manager_class:
             papermill.execute_notebook(
@@ -391,6 +371,7 @@ def run_point(notebook, folder, parameters: dict[str, Any], gpu: Optional[str] =
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # inherited by the kernel this process starts
     folder = Path(folder)
     start = time.perf_counter()
+    version = code_version()  # the code this point runs, taken before it starts
     error = None
     try:
         with stderr_into(folder / POINT_LOG):
@@ -402,28 +383,73 @@ def run_point(notebook, folder, parameters: dict[str, Any], gpu: Optional[str] =
     except Exception as exc:  # a kernel that died, a full disk: recorded like a failing cell
         error = " ".join(f"{type(exc).__name__}: {exc}".split())
     if error is None:
-        mark_done(folder, notebook, parameters)
+        mark_done(folder, notebook, parameters, version)
     return {"status": "failed" if error else "ok", "error": error, "seconds": time.perf_counter() - start}
 
 
-def mark_done(folder: Path, notebook, parameters: dict[str, Any]) -> None:
-    """The done marker: what ran (notebook, parameters) and when, at which commit."""
+def mark_done(folder: Path, notebook, parameters: dict[str, Any], version: Optional[str] = None) -> None:
+    """The done marker: what ran (notebook, parameters) and when, with which code (`code_version`)."""
     from .io import atomic_write_text
 
     commit, dirty = provenance.git_state()
     marker = {"notebook": Path(notebook).name, "parameters": _plain(parameters), "finished_utc": provenance.utc_now(),
-              "commit": commit, "dirty": dirty}
+              "commit": commit, "dirty": dirty, CODE_VERSION: version or code_version()}
     atomic_write_text(folder / DONE_MARKER, json.dumps(marker, indent=2, default=str) + "\n")
 
 
-def is_done(folder: Path, notebook, parameters: dict[str, Any]) -> bool:
-    """Whether `folder` holds a finished run of `notebook` with exactly these parameters."""
+def is_done(folder: Path, notebook, parameters: dict[str, Any], version: Optional[str] = None) -> bool:
+    """Whether `folder` holds a finished run of `notebook` with exactly these parameters and the code checked
+    out now (`same_code`; `version` is the current `code_version`, computed when not given)."""
     try:
         marker = json.loads((folder / DONE_MARKER).read_text())
     except (OSError, ValueError):
         return False
     return ((folder / "metrics.json").is_file() and marker.get("notebook") == Path(notebook).name
-            and marker.get("parameters") == _plain(parameters))
+            and marker.get("parameters") == _plain(parameters) and same_code(marker.get(CODE_VERSION), version))
+
+
+# --- the code a result belongs to ---------------------------------------------------------------------------------
+# A result is reused (a sweep point, a reproduced chapter) only when it was produced by the code that would run
+# now: the same commit and the same uncommitted changes. A dirty tree is thus "the same" only while its changes
+# stay byte for byte what they were; any edit, or a new untracked file, makes every earlier result stale.
+
+CODE_VERSION = "code_version"
+
+
+def code_version(folder: Path = provenance.PACKAGE_PARENT) -> str:
+    """The commit of the checkout, with `+` and a digest of its uncommitted changes when the tree is dirty
+    (tracked changes as `git diff HEAD` prints them, untracked files by name and content); `unknown` outside a
+    git checkout."""
+    import hashlib
+    import subprocess
+
+    commit, dirty = provenance.git_state(folder)
+    if commit == provenance.UNKNOWN or dirty == provenance.UNKNOWN:
+        return provenance.UNKNOWN
+    if not dirty:
+        return commit
+
+    def git(*args: str, stdin: Optional[bytes] = None) -> Optional[bytes]:
+        try:
+            done = subprocess.run(["git", *args], cwd=folder, input=stdin, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    diff = git("diff", "HEAD", "--binary")
+    untracked = git("ls-files", "-z", "--others", "--exclude-standard")
+    blobs = git("hash-object", "--stdin-paths", stdin=untracked.replace(b"\0", b"\n")) if untracked else b""
+    if diff is None or untracked is None or blobs is None:
+        return provenance.UNKNOWN
+    digest = hashlib.sha256(b"\0".join((diff, untracked, blobs))).hexdigest()[:16]
+    return f"{commit}+{digest}"
+
+
+def same_code(recorded: Optional[str], current: Optional[str] = None) -> bool:
+    """Whether a result recorded with code version `recorded` was produced by the code checked out now
+    (`current`, computed when not given): equal versions, neither unknown."""
+    current = code_version() if current is None else current
+    return current != provenance.UNKNOWN and recorded == current
 
 
 def _plain(parameters: dict[str, Any]) -> dict:
@@ -522,10 +548,11 @@ def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[
 
     results: dict[str, PointResult] = {}
     to_run = []
+    version = code_version() if resume else None
     for point in points:
         name, parameters = point_name(point), {**fixed, **point}
         folder = out / name
-        if resume and is_done(folder, notebook, parameters):
+        if resume and is_done(folder, notebook, parameters, version):
             metrics = json.loads((folder / "metrics.json").read_text())
             results[name] = PointResult(name, point, "ok", None, metrics, skipped=True)
             if on_point is not None:
@@ -554,7 +581,12 @@ def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[
 
 def _run_locally(notebook, tasks: list, jobs: int, gpus: Optional[list[str]]):
     """Yield (task, outcome) as points finish, running at most `jobs` at once; worker slot k keeps GPU
-    gpus[k % len(gpus)] for every point it runs."""
+    gpus[k % len(gpus)] for every point it runs.
+
+    Each point runs in a process of its own, started for it: a worker that dies (killed for memory, a crash in
+    native code) takes only its own point with it, which is recorded as failed while the others go on. A
+    process pool would not do: one dead worker breaks the whole pool and fails every point still in it.
+    """
     if not tasks:
         return
     if jobs == 1 and not gpus:  # one point at a time in this process: no worker to start
@@ -562,21 +594,75 @@ def _run_locally(notebook, tasks: list, jobs: int, gpus: Optional[list[str]]):
             yield task, run_point(notebook, task[2], task[3])
         return
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing.connection import wait
 
-    free_gpus = [gpus[slot % len(gpus)] if gpus else None for slot in range(min(jobs, len(tasks)))]
-    waiting, running = list(tasks), {}
     # spawn: a fresh interpreter per worker, safe whatever this process holds (threads, a CUDA context).
-    with ProcessPoolExecutor(max_workers=len(free_gpus), mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    free_gpus = [gpus[slot % len(gpus)] if gpus else None for slot in range(min(jobs, len(tasks)))]
+    threads = threads_per_worker(jobs)
+    waiting, running = list(tasks), {}
+    try:
         while waiting or running:
             while waiting and free_gpus:
                 task, gpu = waiting.pop(0), free_gpus.pop(0)
-                running[pool.submit(run_point, notebook, task[2], task[3], gpu)] = (task, gpu)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                task, gpu = running.pop(future)
+                receiver, sender = context.Pipe(duplex=False)
+                worker = context.Process(target=_point_worker, args=(sender, notebook, task[2], task[3], gpu, threads),
+                                         name=f"sweep-point-{task[0]}")
+                worker.start()
+                sender.close()  # the worker holds the only sending end: its death ends the pipe
+                running[receiver] = (worker, task, gpu, time.perf_counter())
+            for receiver in wait(list(running)):
+                worker, task, gpu, start = running.pop(receiver)
+                try:
+                    outcome = receiver.recv()
+                except (EOFError, OSError):
+                    outcome = None
+                receiver.close()
+                worker.join()
                 free_gpus.append(gpu)
-                yield task, _outcome(future.result)
+                yield task, outcome or _worker_died(worker.exitcode, time.perf_counter() - start)
+    finally:  # the sweep itself stopped (Ctrl-C, an error): no worker outlives it
+        for worker, *_ in running.values():
+            worker.terminate()
+            worker.join(timeout=10)
+
+
+def threads_per_worker(jobs: int) -> int:
+    """CPU threads for each of `jobs` workers side by side: this process's cores shared out, at least one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    return max(1, cores // jobs)
+
+
+# OpenMP (PyTorch's CPU ops), MKL and OpenBLAS (numpy) each start one thread per core unless told otherwise.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _point_worker(sender, notebook, folder, parameters: dict[str, Any], gpu: Optional[str], threads: int) -> None:
+    """A sweep worker's process: cap the threads of the kernel it starts (which inherits this environment;
+    settings the user made win), run the point and send its outcome back."""
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, str(threads))
+    sender.send(_outcome(lambda: run_point(notebook, folder, parameters, gpu)))
+    sender.close()
+
+
+def _worker_died(exitcode: Optional[int], seconds: float) -> dict:
+    """The outcome of a point whose worker process ended without reporting one."""
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"was killed by signal {-exitcode}"
+    else:
+        how = f"exited with status {exitcode}"
+    return {"status": "failed", "seconds": seconds,
+            "error": f"the point's worker process {how} before the point finished (out of memory, or killed); "
+                     f"its folder keeps what it wrote"}
 
 
 def _outcome(get_result) -> dict:

@@ -1,40 +1,63 @@
 #!/usr/bin/env bash
-# Set up, then run the main job: execute every notebook in smoke mode and build the HTML book into _build/html.
-# Smoke mode: synthetic data, CPU-sized runs, no dataset and no GPU needed. The build fails on any warning or
-# notebook error (-W, raise_on_error). Data goes to $CIFAR_LAB_DATA (default: data/), results to runs/.
-# Prints a line per phase and per notebook; jupyter-book's full output goes to _build/book.log.
+# Set up, then build the HTML book into _build/html from an edition: every chapter executed once at one scale.
+#
+#   scripts/book.sh                    the committed edition (book/edition/, the real-data CPU edition): nothing
+#                                      is executed, so it takes about a minute once the environment exists
+#   scripts/book.sh --edition smoke    execute every chapter in smoke mode (synthetic data, CPU-sized: what CI
+#                                      runs), then build from those executed notebooks
+#   scripts/book.sh --edition cpu      execute the real-data edition (Fashion-MNIST at CPU scale), keep it as
+#                                      the committed edition in book/edition/ (commit it to publish it), build
+#   scripts/book.sh --edition full     the CIFAR and ImageNet recipes (a GPU job with the datasets), then build
+#
+# Executing goes through `cifar-lab reproduce --scale EDITION --out runs/edition-EDITION` (rerunning resumes:
+# chapters done at the same commit are skipped), which prints one line per chapter. The build fails on any
+# warning (-W). Data goes to $CIFAR_LAB_DATA (default: data/); jupyter-book's output goes to _build/book.log.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${CIFAR_LAB_VENV:-$repo/.venv}"
+edition=committed
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --edition) edition="${2:-}"; shift 2 || { echo "book: --edition needs a value: smoke, cpu or full" >&2; exit 2; } ;;
+    --edition=*) edition="${1#--edition=}"; shift ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "book: unknown argument '$1'; use --edition smoke|cpu|full, or no argument for the committed edition" >&2
+       exit 2 ;;
+  esac
+done
+case "$edition" in
+  committed|smoke|cpu|full) ;;
+  *) echo "book: unknown edition '$edition'; choose smoke, cpu or full (or none: the committed edition)" >&2; exit 2 ;;
+esac
 start=$SECONDS
-echo "book: [1/2] environment ($venv; the first set-up installs about 6 GB and takes a few minutes)"
+echo "book: [1/3] environment ($venv; the first set-up installs about 6 GB and takes a few minutes)"
 "$repo/scripts/setup.sh"
 cd "$repo"
-export CIFAR_LAB_SMOKE=1
 export PATH="$venv/bin:$PATH"   # the notebooks' kernel and jupyter-book come from the environment
-rm -rf _build/html _build/.doctrees
 mkdir -p _build
-chapters=$(grep -c -- "- file: notebooks/" _toc.yml)
-echo "book: [2/2] executing $chapters notebooks in smoke mode and building the HTML (log: _build/book.log)"
-# One line per notebook as jupyter-book starts it, with the seconds the previous one took (read line by line in
-# bash: awk implementations may read a pipe in blocks, which would hold the lines back until the end).
-progress() {
-  local line name n=0 last=$SECONDS
-  while IFS= read -r line; do
-    case "$line" in
-      *"Executing notebook"*)
-        [ "$n" -gt 0 ] && echo "book:       done in $((SECONDS - last)) s"
-        n=$((n + 1)); last=$SECONDS
-        name=${line%%: Executing*}; name=${name##*/notebooks/}
-        echo "book:   [$n/$chapters] $name" ;;
-    esac
-  done
-  [ "$n" -gt 0 ] && echo "book:       done in $((SECONDS - last)) s (with the HTML)"
-  return 0
-}
+if [ "$edition" = committed ]; then
+  source_dir=book/edition
+  echo "book: [2/3] the committed edition in $source_dir (nothing executed; re-execute it with --edition cpu)"
+else
+  [ "$edition" = smoke ] && export CIFAR_LAB_SMOKE=1
+  run_dir="runs/edition-$edition"
+  chapters=$(grep -c -- "- file: notebooks/" _toc.yml)
+  echo "book: [2/3] executing $chapters chapters at scale $edition into $run_dir (one line per chapter)"
+  cifar-lab reproduce --scale "$edition" --out "$run_dir"
+  source_dir="$run_dir"
+  if [ "$edition" = cpu ]; then
+    cifar-lab edition publish --from "$run_dir" --to book/edition
+    source_dir=book/edition
+    echo "book:       kept as the committed edition in book/edition/ (git add book/edition to publish it)"
+  fi
+fi
+cifar-lab edition stage --from "$source_dir" --to _build/stage
+rm -rf _build/html _build/.doctrees
+echo "book: [3/3] building the HTML from the executed notebooks (log: _build/book.log)"
 set +e
-PYTHONUNBUFFERED=1 jupyter-book build . -W --keep-going --builder html 2>&1 | tee _build/book.log | progress
-status=${PIPESTATUS[0]}
+PYTHONUNBUFFERED=1 jupyter-book build _build/stage --path-output "$repo" -W --keep-going --builder html \
+  > _build/book.log 2>&1
+status=$?
 set -e
 if [ "$status" -ne 0 ]; then
   echo "book: the build failed (exit $status); the end of _build/book.log:" >&2

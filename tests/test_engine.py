@@ -90,17 +90,63 @@ def test_warmup_cosine_rises_linearly_from_zero_then_decays_to_zero():
     assert lr_factor("cosine", 50, 100, 0) == pytest.approx(0.5)
 
 
-def test_onecycle_peaks_at_its_max_lr():
+@pytest.mark.parametrize("pct_start", [0.3, 0.1, 0.5])
+def test_onecycle_peaks_at_its_max_lr_pct_start_into_the_run(pct_start):
+    total = 200
     config = apply_overrides(TrainConfig(), {"schedule": "onecycle", "lr": 0.01, "onecycle_max_lr": 0.05,
-                                             "epochs": 2})
+                                             "onecycle_pct_start": pct_start, "epochs": 2})
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01, momentum=0.9)
-    scheduler = build_scheduler(config, optimizer, total_steps=20)
-    lrs = []
-    for _ in range(20):
+    scheduler = build_scheduler(config, optimizer, total_steps=total)
+    lrs = []  # the lr of each optimizer step
+    for _ in range(total):
+        lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-        lrs.append(optimizer.param_groups[0]["lr"])
-    assert max(lrs) == pytest.approx(0.05, rel=0.05) and lrs[-1] < 0.001
+    peak = max(range(total), key=lrs.__getitem__)
+    assert abs(peak - pct_start * total) <= 1, (peak, pct_start * total)
+    assert lrs[peak] == pytest.approx(0.05, rel=1e-3) and lrs[-1] < 0.001
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))  # rises to the peak, then falls
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+
+
+class NoFloat64(torch.utils._python_dispatch.TorchDispatchMode):
+    """Fails on any operation that makes a float64 tensor: what a device without float64 (Apple MPS) refuses."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for item in torch.utils._pytree.tree_leaves(out):
+            if isinstance(item, torch.Tensor) and item.dtype == torch.float64:
+                raise AssertionError(f"{func} made a float64 tensor")
+        return out
+
+
+def test_evaluate_makes_no_float64_tensor_and_keeps_the_loss_exact():
+    torch.manual_seed(0)
+    batches = [(torch.randn(n, 10) * 3, torch.randint(0, 10, (n,))) for n in (64, 64, 7)]
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with NoFloat64():
+        result = evaluate(Fixed(), batches, 10, "cpu")
+    logits = torch.cat([x for x, _ in batches]).double()
+    labels = torch.cat([y for _, y in batches])
+    expected = torch.nn.functional.cross_entropy(logits, labels).item()
+    assert result["loss"] == pytest.approx(expected, rel=1e-6) and result["samples"] == 135
+    assert all(isinstance(p, float) for p in result["per_class"])
+
+
+def test_the_loss_accumulator_keeps_float32_on_the_device_and_sums_exactly_on_the_host():
+    from cifar_lab.engine.evaluate import LossSum
+
+    total = LossSum("cpu")
+    for _ in range(LossSum.FLUSH_EVERY * 2 + 3):  # across flushes
+        total.add(torch.tensor(1e7, dtype=torch.float32))
+        total.add(torch.tensor(1.0, dtype=torch.float32))
+    assert all(t.dtype == torch.float32 for t in total.pending)
+    assert total.host_total() == (1e7 + 1.0) * (LossSum.FLUSH_EVERY * 2 + 3)  # float32 alone would drop the 1s
+    assert total.total().dtype == torch.float32
 
 
 def test_evaluate_counts_top1_top5_confusion_and_superclasses():

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,11 +50,30 @@ def test_export_validates_and_round_trips_the_metadata(small_checkpoint, tmp_pat
             expected = model(batch)
         assert torch.allclose(loaded(batch), expected, atol=1e-3 * max(1, float(expected.abs().max())))
 
-    # The file alone classifies raw uint8 images as the eager model does after the test loader's steps.
-    raw = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    # The file alone, given the raw uint8 test images, computes what the eager model computes on the batches
+    # of the run's own test loader (an independent preparation: the loader's normalisation on the device).
+    raw = raw_test_images(state, 16)
+    loader_batch, labels = export.test_split(state, limit=16)
+    assert torch.equal(labels, raw_test_labels(state, 16))  # the same images in the same order
     with torch.inference_mode():
-        eager = model(loaded.preprocess(raw)).argmax(1).tolist()
-    assert loaded.predict(raw) == [state["class_names"][i] for i in eager]
+        eager = model(loader_batch)
+    from_file = loaded(loaded.preprocess(raw))
+    assert torch.allclose(from_file, eager, atol=1e-3 * max(1, float(eager.abs().max())))
+    assert loaded.predict(raw) == [state["class_names"][i] for i in eager.argmax(1).tolist()]
+
+
+def raw_test_images(state, count):
+    from cifar_lab.config import from_dict
+    from cifar_lab.data.cifar_bundle import load_cifar_splits
+
+    return load_cifar_splits(from_dict(state["config"]))[1].images[:count]
+
+
+def raw_test_labels(state, count):
+    from cifar_lab.config import from_dict
+    from cifar_lab.data.cifar_bundle import load_cifar_splits
+
+    return load_cifar_splits(from_dict(state["config"]))[1].labels[:count]
 
 
 def test_a_failing_validation_leaves_no_file(small_checkpoint, tmp_path, monkeypatch):
@@ -77,6 +97,31 @@ def test_a_corrupt_export_leaves_no_file(small_checkpoint, tmp_path, monkeypatch
     with pytest.raises(export.ExportError, match="could not be read back"):
         export.export(small_checkpoint, fmt, out, images=8)
     assert leftovers(tmp_path) == []
+
+
+KILLED_EXPORT = """
+import os, signal, sys
+from cifar_lab import export, io
+real_fsync = os.fsync
+def die(fd):  # SIGKILL at the moment the exported bytes are on their way to disk
+    os.kill(os.getpid(), signal.SIGKILL)
+os.fsync = die
+export.export(sys.argv[1], "onnx", sys.argv[2], images=8)
+"""
+
+
+def test_a_killed_export_leaves_a_temporary_file_that_the_next_export_removes(small_checkpoint, tmp_path):
+    out = tmp_path / "model.onnx"
+    mine = tmp_path / ".notes.tmp"  # a file of the user's that only looks temporary: left alone
+    mine.write_text("keep")
+    killed = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(small_checkpoint), str(out)],
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    stale = [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.onnx.")]
+    assert len(stale) == 1 and stale[0].endswith(".tmp") and not out.exists()
+
+    export.export(small_checkpoint, "onnx", out, images=8)
+    assert leftovers(tmp_path) == sorted([mine.name, out.name]) and mine.read_text() == "keep"
 
 
 def test_load_refuses_a_file_that_is_not_an_export(tmp_path):
@@ -107,6 +152,46 @@ def test_cli_bad_options_exit_2_with_one_line_and_write_nothing(small_checkpoint
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert leftovers(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def imagenet_checkpoint(tmp_path_factory):
+    """ResNet-18 trained for one epoch on the generated ImageNet-style tree at 64 px (eval resize 73 px, centre
+    crop 64 px); its 64 validation JPEGs are 80 x 80."""
+    from cifar_lab import presets
+    from cifar_lab.engine import train
+
+    root = tmp_path_factory.mktemp("inet-export")
+    config = presets.resolve("imagenet1k-resnet18", {
+        "dataset": "synthetic-imagenet", "data_root": str(root / "data"), "num_classes": 4, "epochs": 1,
+        "synthetic_jpeg_train_per_class": 4, "synthetic_jpeg_val_per_class": 16, "batch_size": 16,
+        "num_workers": 0, "progress": False, "device": "cpu"})
+    train(config, out_dir=root / "run")
+    data = root / "data"
+    return root / "run" / "best.pt", sorted(p for p in data.rglob("*") if p.is_file() and "val" in
+                                            p.relative_to(data).parts)
+
+
+def test_an_exported_imagenet_model_prepares_images_as_the_predictor_does(imagenet_checkpoint, tmp_path):
+    from PIL import Image
+
+    from cifar_lab.inference import Predictor
+
+    best, val_files = imagenet_checkpoint
+    assert len(val_files) == 64
+    state = checkpoint.load(best)
+    assert state["input"]["eval_resize"] > state["input"]["resolution"] == 64
+    # 64 test images of another size and shape than the model's input: the validation JPEGs at 112 x 84.
+    images = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((112, 84))))
+                          .permute(2, 0, 1) for f in val_files])
+    out = tmp_path / "model.onnx"
+    export.export(best, "onnx", out, images=16)
+    exported = export.load(out)
+    predictor = Predictor(best, device="cpu")
+
+    assert torch.allclose(exported.preprocess(images), predictor.preprocess(list(images)), atol=1e-6)
+    top1 = [name for (name, _, _), in predictor.predict_batch(list(images), top_k=1)]
+    assert exported.predict(images) == top1
 
 
 def test_cli_missing_checkpoint_is_one_line(tmp_path):

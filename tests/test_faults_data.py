@@ -318,3 +318,177 @@ def test_malformed_synthetic_folder_says_how_to_write_it_again(tmp_path, capsys)
                        f"synthetic_test_size={N_TEST}", "epochs=1", "--out", run)
     assert_one_line_error(code, err, "train", "data_batch_1 has 'labels' from", f"delete {base};")
     assert not run.exists()
+
+
+# --- ImageNet-style data no run can learn from: refused before the run folder is made ----------------------
+
+def jpeg_tree(root: Path, classes: int = 3) -> Path:
+    from cifar_lab.data import synthetic_jpeg
+
+    return synthetic_jpeg.write_tree(root, classes, train_per_class=3, val_per_class=2, size=24)
+
+
+def unreadable(split: str):
+    def edit(root: Path) -> None:
+        for path in (root / split).rglob("*.JPEG"):
+            path.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return edit
+
+
+def empty_class(root: Path) -> None:
+    for path in (root / "train" / "n99000001").iterdir():
+        path.unlink()
+
+
+IMAGENET_FAULTS = {
+    "every-train-image-unreadable": (unreadable("train"), ["no image of the train split of", "can be decoded",
+                                                           "all 9 tried"]),
+    "every-val-image-unreadable": (unreadable("val"), ["no image of the validation split of", "all 6 tried"]),
+    "empty-class-folder": (empty_class, ["train/n99000001 holds no image files", "remove the folder"]),
+    "single-class": (None, ["has a single class (n99000000)", "at least two classes"]),
+}
+
+
+@pytest.mark.parametrize("fault", IMAGENET_FAULTS)
+def test_unusable_imagenet_tree_is_refused_before_the_run(tmp_path, capsys, fault):
+    edit, says = IMAGENET_FAULTS[fault]
+    root = jpeg_tree(tmp_path / "tree", classes=1 if fault == "single-class" else 3)
+    if edit is not None:
+        edit(root)
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--preset", "cifar10-simplecnn", "--set", "dataset=imagenet1k",
+                       f"imagenet_root={root}", "image_size=32", "epochs=1", "batch_size=4", "num_workers=0",
+                       "--out", out)
+    assert_one_line_error(code, err, "train", *says)
+    assert not out.exists()
+
+
+def test_a_split_with_some_readable_images_still_trains(tmp_path):
+    from cifar_lab.config import TrainConfig
+    from cifar_lab.data import registry
+
+    root = jpeg_tree(tmp_path / "tree")
+    victims = sorted((root / "train").rglob("*.JPEG"))[:-1]   # all but one train image unreadable
+    for path in victims:
+        path.write_bytes(b"")
+    data = registry.build(TrainConfig(dataset="imagenet1k", imagenet_root=str(root), image_size=16, batch_size=4,
+                                      num_workers=0), "cpu")
+    assert sum(len(labels) for _, labels in data.train_loader) == 1 and data.info["skipped_files"] == 8
+
+
+def hf_dataset(path: Path, train_labels, val_labels, feature) -> Path:
+    datasets = pytest.importorskip("datasets")
+    import io
+
+    from PIL import Image
+
+    def image():
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 24), (200, 40, 40)).save(buffer, format="JPEG")
+        return {"bytes": buffer.getvalue(), "path": None}
+
+    features = datasets.Features({"image": datasets.Image(), "label": feature})
+    split = {name: datasets.Dataset.from_dict({"image": [image() for _ in labels], "label": labels},
+                                              features=features)
+             for name, labels in (("train", train_labels), ("validation", val_labels))}
+    datasets.DatasetDict(split).save_to_disk(str(path))
+    return path
+
+
+def hf_label_cases():
+    datasets = pytest.importorskip("datasets")
+    return {
+        "negative": ([0, 1, -1, 1], [0, 1], datasets.Value("int64"), "[train] has label -1, outside 0-1"),
+        "beyond-the-class-count": ([0, 1, 0, 1], [0, 2], datasets.Value("int64"),
+                                   "[validation] has label 2, outside 0-1"),
+        "unlabelled-rows": ([0, 1, 0, 1], [0, -1], datasets.ClassLabel(names=["cat", "dog"]),
+                            "[validation] has label -1, outside 0-1"),   # -1: the hub's "no label"
+        "strings": (["cat", "dog", "cat", "dog"], ["cat", "dog"], datasets.Value("string"),
+                    "[train] has labels of type string, not class indices"),
+    }
+
+
+@pytest.mark.parametrize("case", ["negative", "beyond-the-class-count", "unlabelled-rows", "strings"])
+def test_hugging_face_labels_that_are_not_class_indices_are_refused_before_the_run(tmp_path, capsys, case):
+    train_labels, val_labels, feature, says = hf_label_cases()[case]
+    path = hf_dataset(tmp_path / "hf", train_labels, val_labels, feature)
+    capsys.readouterr()  # the library's progress bars while the fixture is saved
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--preset", "cifar10-simplecnn", "--set", "dataset=imagenet1k-hf",
+                       f"hf_dataset={path}", "image_size=32", "epochs=1", "batch_size=2", "num_workers=0",
+                       "--out", out)
+    assert_one_line_error(code, err, "train", says, "save the dataset again")
+    assert not out.exists()  # no config.json, no environment.json
+
+
+# --- the synthetic set: class counts, seeds, and what a killed writer leaves -------------------------------
+
+@pytest.mark.parametrize("classes", [11, 12, 37, 99])
+def test_synthetic_class_counts_that_are_not_multiples_of_five_load(tmp_path, classes):
+    base = synthetic.write(tmp_path, classes, 2 * classes, classes)
+    train = cifar.load_split(cifar.CIFAR100, base, train=True)
+    groups = -(-classes // 5)
+    assert len(train.class_names) == classes and len(train.coarse_names) == groups
+    assert train.coarse_of_fine.tolist() == [k // 5 for k in range(classes)]
+
+
+def test_synthetic_twelve_classes_train_from_the_cli(tmp_path, capsys):
+    root, out = tmp_path / "data", tmp_path / "run"
+    code, _, err = cli(capsys, "data", "synthetic", "--classes", "12", "--root", root, "--train-size", "60",
+                       "--test-size", "24")
+    assert code == 0, err
+    code, _, err = cli(capsys, "train", "--preset", "cifar10-simplecnn", "--set", "dataset=synthetic",
+                       "num_classes=12", f"data_root={root}", "synthetic_train_size=60", "synthetic_test_size=24",
+                       "epochs=1", "--out", out)
+    assert code == 0, err
+    assert (out / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--classes", "1000"], "--classes=1000: the synthetic dataset has 2 to 100 classes"),
+    (["--classes", "1"], "choose --classes between 2 and 100"),
+    (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+])
+def test_data_synthetic_out_of_range_is_one_line_and_writes_nothing(tmp_path, capsys, argv, says):
+    root = tmp_path / "data"
+    code, _, err = cli(capsys, "data", "synthetic", "--root", root, "--train-size", "100", "--test-size", "50",
+                       *argv)
+    assert_one_line_error(code, err, "data", says)
+    assert not root.exists()
+
+
+def test_training_on_a_thousand_synthetic_classes_is_refused(tmp_path, capsys):
+    root, out = tmp_path / "data", tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--preset", "cifar10-simplecnn", "--set", "dataset=synthetic",
+                       "num_classes=1000", f"data_root={root}", "epochs=1", "--out", out)
+    assert_one_line_error(code, err, "train", "num_classes=1000", "between 2 and 100")
+    assert not out.exists() and not root.exists()
+
+
+def test_staging_left_by_a_killed_data_synthetic_is_removed_by_the_next_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "data"
+    command = [sys.executable, "-m", "cifar_lab", "data", "synthetic", "--root", str(root), "--train-size", "60000",
+               "--test-size", "10"]
+    writer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (root.is_dir() and any(p.name.startswith(".synthetic-") for p in root.iterdir())):
+        assert writer.poll() is None and time.monotonic() < deadline, "the writer ended before staging"
+        time.sleep(0.01)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    staging = [p for p in root.iterdir() if p.name.startswith(".synthetic-")]
+    assert staging, "the SIGKILL left no staging folder to clean"
+
+    # A writer of another folder that is alive keeps its staging folder.
+    alive = root / f".synthetic-c10-n9-9-s0.pid{os.getpid()}.abcd"
+    alive.mkdir()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in root.iterdir()) == sorted(["synthetic-c10-n60000-10-s0", alive.name])
+    assert len(cifar.load_split(cifar.CIFAR10, root / "synthetic-c10-n60000-10-s0", train=True)) == 60000

@@ -161,3 +161,82 @@ def test_other_kernel_stderr_still_comes_through(capsys):
     os.close(write_end)
     _forward_kernel_stderr(read_end)
     assert capsys.readouterr().err == "a real problem\n"
+
+
+# 5. sweeps: a worker that dies, threads per worker, which finished points count as done
+
+def sweep_notebook(folder: Path) -> Path:
+    """A point records the thread settings its kernel was given; the point x=2 kills its worker process (the
+    kernel's parent) with SIGKILL, as the kernel OOM killer would."""
+    return write_notebook(folder, "import json, os, pathlib, signal\n"
+                                  "if steps == 2:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                                  "pathlib.Path(out_dir, 'metrics.json').write_text(json.dumps({'steps': steps, "
+                                  "'omp': os.environ.get('OMP_NUM_THREADS')}))")
+
+
+def test_a_killed_sweep_worker_fails_its_point_only_and_workers_share_the_cores(tmp_path):
+    import pandas as pd
+
+    from cifar_lab.runner import threads_per_worker
+
+    notebook, out = sweep_notebook(tmp_path), tmp_path / "S"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-m", "cifar_lab", "sweep", str(notebook), "--grid", "steps=1,2,3,4",
+                           "--jobs", "2", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    line = one_line(done.stderr)
+    assert "1 of 4 sweep points failed (steps2)" in line and "SIGKILL" in line, line
+    table = pd.read_csv(out / "results.csv").set_index("steps")
+    assert list(table.index) == [1, 2, 3, 4]
+    assert table.loc[2, "status"] == "failed" and "worker process was killed by SIGKILL" in table.loc[2, "error"]
+    ok = table.drop(index=2)
+    assert set(ok["status"]) == {"ok"}
+    # Two workers side by side on this machine's cores: each kernel got its share, at least one thread.
+    assert set(ok["omp"]) == {threads_per_worker(2)} and threads_per_worker(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert "4 points: 3 ran, 0 already done (skipped), 1 failed" in done.stdout
+
+
+def git_repo(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "a.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "a.py"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+    return folder
+
+
+def test_code_version_names_the_commit_and_every_uncommitted_change(tmp_path):
+    from cifar_lab.runner import code_version
+
+    repo = git_repo(tmp_path / "repo")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert code_version(repo) == commit                      # a clean tree is its commit
+    (repo / "a.py").write_text("x = 2\n")
+    edited = code_version(repo)
+    assert edited.startswith(commit + "+") and code_version(repo) == edited   # the same edit, the same version
+    (repo / "a.py").write_text("x = 3\n")
+    assert code_version(repo) not in (edited, commit)        # another edit at the same commit
+    (repo / "a.py").write_text("x = 2\n")
+    (repo / "new.py").write_text("y = 1\n")
+    assert code_version(repo) not in (edited, commit)        # an untracked file can change what runs
+    assert code_version(tmp_path) == "unknown"               # not a checkout
+
+
+def test_a_point_finished_with_other_code_is_not_done(tmp_path):
+    from cifar_lab import reproduce
+    from cifar_lab.runner import CODE_VERSION, is_done, mark_done, same_code
+
+    folder, notebook, parameters = tmp_path / "p", tmp_path / "nb.md", {"x": 1}
+    folder.mkdir()
+    (folder / "metrics.json").write_text("{}")
+    mark_done(folder, notebook, parameters, "c0ffee")
+    assert is_done(folder, notebook, parameters, "c0ffee")
+    assert not is_done(folder, notebook, parameters, "beef")              # another commit
+    assert not is_done(folder, notebook, parameters, "c0ffee+0123456789abcdef")  # same commit, a dirty tree
+    assert not is_done(folder, notebook, {"x": 2}, "c0ffee")
+    assert not same_code("unknown", "unknown") and not same_code(None, "unknown")
+    entry = {"status": "ok", "scale": "smoke", "parameters": {}, "commit": "c0ffee",
+             "environment": {"commit": "c0ffee", "dirty": True, CODE_VERSION: "c0ffee+0123456789abcdef"}}
+    assert reproduce.is_done(entry, "c0ffee+0123456789abcdef", "smoke", {})
+    assert not reproduce.is_done(entry, "c0ffee", "smoke", {})            # the changes were since committed away
+    assert not reproduce.is_done(entry, "c0ffee+fedcba9876543210", "smoke", {})  # other uncommitted changes

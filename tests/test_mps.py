@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from cifar_lab import measure
+from cifar_lab import measure, provenance
 from cifar_lab.engine import runtime
 from cifar_lab.errors import UsageError
 
@@ -66,7 +66,7 @@ def test_timers_wait_for_mps_and_make_no_cuda_call(apple_silicon):
     assert calls == ["mps"]
     assert measure.timed(lambda: 8, "mps") > 0
     assert calls == ["mps"] * 3
-    assert measure.device_label("mps") == "Apple MPS"
+    assert provenance.device_name("mps") == "Apple MPS"
 
 
 def test_rng_state_carries_the_mps_generator(apple_silicon):

@@ -103,3 +103,37 @@ def test_data_files_of_the_chapters_are_named_but_not_rendered_as_records(tmp_pa
     assert [path.name for path, _ in loaded] == ["a-page-record.json"]
     assert records.data_files(tmp_path) == ["chapter_data.json"]
     assert "`chapter_data.json`" in records.render(loaded, "0" * 40, others=records.data_files(tmp_path))
+
+
+def test_the_claims_and_the_not_judged_figures_are_generated_into_the_page():
+    from cifar_lab import reproduce
+
+    page = PAGE.read_text()
+    assert sum(line.strip() == reproduce.CLAIMS_MARKER for line in page.splitlines()) == 1
+    assert page.index(reproduce.CLAIMS_MARKER) < page.index(MEASURED_HEADING)
+    rendered = reproduce.render_claims()
+    not_judged = rendered[rendered.index("### Not judged, and why"):]
+    rows = [line for line in not_judged.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(reproduce.NOT_JUDGED) >= 25
+    for _, claims in reproduce.CLAIMS.items():
+        for claim in claims:
+            assert claim.criterion_text() in rendered.replace("\\|", "|")
+    assert "### Sanity checks (not verdicts)" in rendered
+    # The book's extension puts them in place of the marker at build time.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_records", ROOT / "book" / "_ext" / "results_records.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+
+    class App:
+        srcdir = str(ROOT)
+
+        class env:
+            @staticmethod
+            def note_dependency(path):
+                pass
+
+    source = [page]
+    extension.render_records(App, "book/reproduce", source)
+    assert reproduce.CLAIMS_MARKER not in source[0] and "### Not judged, and why" in source[0]

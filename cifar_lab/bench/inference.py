@@ -24,7 +24,8 @@ from .. import export, inference_routes
 from ..engine import checkpoint
 from ..engine.runtime import resolve_device
 from ..errors import UsageError
-from ..measure import device_label, latency, spread
+from ..measure import latency, spread
+from ..provenance import device_name
 
 AGREEMENT_FLOOR = 0.99
 
@@ -118,7 +119,7 @@ def _run(checkpoint_path, routes, repeats, runs, warmup, batch_size, batch_runs,
     best = best_of(results)
     report = {
         "checkpoint": str(checkpoint_path), "model": meta["model"], "dataset": meta["dataset"],
-        "device": device_label(device), "threads": torch.get_num_threads(), "input_size": resolution,
+        "device": device_name(device), "threads": torch.get_num_threads(), "input_size": resolution,
         "repeats": repeats, "runs": runs, "warmup": warmup, "batch_size": batch_size, "batch_runs": batch_runs,
         "eval_images": len(labels), "calibration_images": len(calibration), "reference": "eager",
         "agreement_floor": AGREEMENT_FLOOR, "routes": results, "skipped": skipped, "best_route": best,

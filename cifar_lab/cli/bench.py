@@ -110,6 +110,22 @@ def register(sub) -> None:
     p.add_argument("--json", help="write the result as JSON")
     p.set_defaults(func=bench_ddp)
 
+    p = kinds.add_parser("time-to-accuracy", help="seconds to a test accuracy on Fashion-MNIST: engine vs plain loop",
+                         description="Trains a Fashion-MNIST preset until its test accuracy reaches --target, with "
+                                     "engine.train and with a plain fp32 PyTorch loop over torchvision's "
+                                     "DataLoader (same model and recipe), alternating, --repeats times each; "
+                                     "reports the seconds and epochs each needed, the ratio (reference / ours) "
+                                     "with its spread, the CPU's features and the load average before and after.")
+    p.add_argument("--preset", default="fmnist-simplecnn")
+    p.add_argument("--target", type=float, default=0.90, help="test accuracy to reach (default 0.90)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference (default 2)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides of both paths, e.g. epochs=10 data_root=DIR")
+    p.add_argument("--json", help="write the result as JSON")
+    p.set_defaults(func=bench_time_to_accuracy)
+
 
 def _model_arguments(parser, precision_help: str) -> None:
     """The options every model benchmark takes."""
@@ -217,5 +233,34 @@ def bench_ddp(args) -> int:
           f"scaling efficiency {r['efficiency']:.2f}")
     print(f"  bytes all-reduced per step and rank: DDP {r['ddp_bytes_per_step']:,.0f}, local SGD (period "
           f"{r['local_sgd_period']}) {r['local_sgd_bytes_per_step']:,.0f}")
+    write_json(args.json, r)
+    return 0
+
+
+def bench_time_to_accuracy(args) -> int:
+    from ..bench import time_to_accuracy
+    from ..config import parse_assignments
+
+    r = time_to_accuracy.run(args.preset, args.target, args.repeats, args.workers, args.device,
+                             parse_assignments(args.set))
+    cpu = r["cpu"]
+    print(f"{r['preset']} to test accuracy {r['target_acc']:.2f} on {r['device']} ({cpu['cpu']}, "
+          f"{cpu['torch_threads']} threads, {cpu['cpu_capability']}, native bf16 {cpu['cpu_bf16']}), "
+          f"{r['repeats']} repeats, alternating:")
+    for name, words in (("ours", "ours (engine)"), ("reference", "plain fp32 loop")):
+        path = r[name]
+        if path["seconds"] is None:
+            print(f"  {words:<16} never reached the target in {r['max_epochs']} epochs")
+            continue
+        t, e = path["seconds"], path["epochs"]
+        print(f"  {words:<16} {t['median']:8.1f} s (runs {t['min']:.1f}-{t['max']:.1f}), "
+              f"{e['median']:g} epochs (runs {e['min']}-{e['max']}), reached {path['reached']}")
+    if r["ratio"]:
+        q = r["ratio"]
+        print(f"  ratio reference / ours: {q['median']:.2f}x (runs {q['min']:.2f}-{q['max']:.2f}x)")
+    else:
+        print("  ratio: none (no repeat in which both paths reached the target)")
+    print(f"  load average before {r['load_average_before'][0]:.2f}, after {r['load_average_after'][0]:.2f}: "
+          f"{'quiet' if r['quiet'] else 'not quiet (other work was running)'}")
     write_json(args.json, r)
     return 0

@@ -28,7 +28,7 @@ def register(sub) -> None:
     syn.add_argument("--classes", type=int, default=10, help="number of classes, 2-100 (default: 10)")
     syn.add_argument("--train-size", type=int, default=5000)
     syn.add_argument("--test-size", type=int, default=1000)
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--seed", type=int, default=0, help="seed of the generator, 0 or more (default: 0)")
     syn.set_defaults(func=write_synthetic)
 
     data_imagenet.register(data_sub)
@@ -54,10 +54,11 @@ def download(args) -> int:
 
 
 def write_synthetic(args) -> int:
-    if not 2 <= args.classes <= 100:
-        raise UsageError(f"--classes must be between 2 and 100, got {args.classes}")
+    synthetic.check_class_count(args.classes, "--classes")
     if args.train_size < args.classes or args.test_size < args.classes:
         raise UsageError("--train-size and --test-size must be at least the number of classes")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     base = synthetic.write(args.root, args.classes, args.train_size, args.test_size, args.seed)
     spec = synthetic.spec_for(args.classes)
     print(f"synthetic: {args.train_size} train + {args.test_size} test images, {args.classes} classes, "

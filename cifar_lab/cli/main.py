@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from . import bench, data, demo, eval, export, latency, predict, reproduce, run, summary, sweep, train
+from . import bench, data, demo, edition, eval, export, latency, predict, reproduce, run, summary, sweep, train
 
 # In the order `--help` lists them.
-COMMANDS = [data, train, eval, bench, run, sweep, reproduce, summary, latency, predict, export, demo]
+COMMANDS = [data, train, eval, bench, run, sweep, reproduce, edition, summary, latency, predict, export, demo]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,7 +1,8 @@
 """Execute the chapters listed in _toc.yml (papermill, one folder each under DIR), collect their metrics and
 provenance into DIR/results.json and write DIR/results.md: each published claim with its source, the measured
-value and a verdict (holds, does not hold, or not comparable at this scale or on this hardware). A failed
-chapter is recorded (its executed notebook kept) and the others run; the exit code is then 1. Running again
+value and a verdict (holds, does not hold, not comparable and why, or not measured); the sanity checks, which
+hold by construction, apart from the verdicts; and the published figures that are not judged, with the reason
+for each. A failed chapter is recorded (its executed notebook kept) and the others run; the exit code is then 1. Running again
 skips the chapters already done at the same commit and scale.
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ from .parsers import documented_parser
 EPILOG = """\
 scales:
   smoke  synthetic data, CPU-sized runs (what CI runs; minutes on a laptop)
-  cpu    synthetic data, longer runs where a chapter has parameters for them (others: as smoke)
-  full   the presets' recipes on the real datasets: a GPU job (see the book's reproduction page)
+  cpu    synthetic CIFAR, longer runs where a chapter has parameters for them (others: as smoke);
+         Fashion-MNIST is real data, so its claims are judged at this scale
+  full   the presets' recipes on the real datasets, 3 seeds per judged accuracy: a GPU job (see the
+         book's reproduction page)
 
 examples:
   cifar-lab reproduce --scale smoke --out runs/reproduce-smoke
@@ -43,7 +46,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..reproduce import reproduce, write_report
+    from ..reproduce import NOT_JUDGED, reproduce, write_report
 
     if args.report:
         if args.scale or args.only or args.param:
@@ -57,7 +60,8 @@ def run(args) -> int:
                         extra=parse_chapter_parameters(args.param))
     print(f"{len(outcome.ran)} chapters run, {len(outcome.skipped)} skipped (done at this commit and scale), "
           f"{len(outcome.failed)} failed")
-    print(f"results: {outcome.json_path}\nreport:  {outcome.markdown_path}")
+    print(f"results: {outcome.json_path}\nreport:  {outcome.markdown_path} (verdicts, sanity checks apart, and "
+          f"the {len(NOT_JUDGED)} published figures not judged, with the reason for each)")
     if outcome.failed:
         print(f"cifar-lab reproduce: error: chapter {', '.join(outcome.failed)} failed; the executed notebooks "
               f"under {args.out} show where", file=sys.stderr)
@@ -85,6 +89,9 @@ def print_chapter(entry: dict, skipped: bool) -> None:
     from ..reproduce import verdict_counts
 
     counts = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(entry).items()) or "no claims"
+    checks = [row["result"] for row in entry.get("checks", [])]
+    if checks:
+        counts += f"; sanity checks: {checks.count('ok')} of {len(checks)} ok"
     status = entry["status"] if entry["status"] == "ok" else f"FAILED ({entry['error']})"
     when = "skipped: done at this commit and scale" if skipped else f"{entry['seconds']:.0f} s"
     print(f"{entry['chapter']:>4}  {status}  {when}  {counts}", flush=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import distributed, presets
 from ..config import parse_assignments, validate
 from ..errors import UsageError
+from ..io import check_unlocked
 
 
 def register(sub) -> None:
@@ -55,6 +56,20 @@ def own_command(args) -> list[str]:
     return command
 
 
+def refuse_flags_resume_ignores(args) -> None:
+    """A resumed run takes everything from its checkpoint: a flag that would change or print the config is
+    refused, not silently ignored."""
+    if not (args.resume or args.resume_from):
+        return
+    flag = "--resume-from" if args.resume_from else "--resume"
+    if args.preset or args.set:
+        raise UsageError(f"{flag} continues a run with its saved config; --preset and --set cannot change it "
+                         f"(leave them out, or start a new run with another --out)")
+    if args.show_config:
+        raise UsageError(f"{flag} continues a run with its saved config; --show-config prints a new run's config "
+                         f"(the run's own is in its folder's config.json)")
+
+
 def run(args) -> int:
     from ..engine import train
 
@@ -62,6 +77,7 @@ def run(args) -> int:
         for name, text in presets.describe().items():
             print(f"{name:28s} {text}")
         return 0
+    refuse_flags_resume_ignores(args)
     if args.nproc_per_node is not None:
         if args.show_config:
             raise UsageError("--show-config prints the config without training; leave out --nproc-per-node")
@@ -74,6 +90,7 @@ def run(args) -> int:
             if not args.out:
                 raise UsageError("--out DIR is required: the folder for config.json, metrics.csv, checkpoints")
             if (Path(args.out) / "last.pt").exists():
+                check_unlocked(args.out, "cifar-lab run")  # a run still writing there: name it
                 raise UsageError(f"{args.out} already holds a run; continue it with --resume or choose another "
                                  f"--out")
         status = distributed.launch(own_command(args), **options)
@@ -105,6 +122,7 @@ def run(args) -> int:
         if not args.out:
             raise UsageError("--out DIR is required: the folder for config.json, metrics.csv, checkpoints")
         if (Path(args.out) / "last.pt").exists():
+            check_unlocked(args.out, "cifar-lab run")  # a run still writing there: name it
             raise UsageError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
         result = train(config, args.out)
     s = result.summary

@@ -5,6 +5,7 @@ The same parser reads the real archives and the synthetic dataset (written in th
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import pickle
@@ -292,13 +293,54 @@ def _read_split(spec: CifarSpec, folder: Path, train: bool, official: bool) -> C
     )
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles what the official CIFAR files hold and nothing else: dicts, lists, bytes, str, numbers and
+    numpy arrays. `pickle.load` would import and call any global a file names (torchvision's CIFAR reader
+    does), so a crafted "batch" could run code; here every other global is refused before it is imported."""
+
+    # numpy pickles an array as _reconstruct(ndarray, shape, dtype) plus its state; a Python 3 pickle of
+    # protocol 2 writes bytes as _codecs.encode(text, "latin1"). The keys are the names a file may use.
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): np.zeros(1).__reduce__()[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.zeros(1).__reduce__()[0],
+        ("numpy.core.multiarray", "scalar"): np.int64(0).__reduce__()[0],
+        ("numpy._core.multiarray", "scalar"): np.int64(0).__reduce__()[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+
+class _Refused(pickle.UnpicklingError):
+    """A file names a global that no CIFAR batch needs."""
+
+
 def _unpickle(folder: Path, name: str, spec: CifarSpec) -> dict:
     """One pickle file of the layout as a dict with str keys (the official files have bytes keys)."""
+    path = folder / name
     try:
-        with open(folder / name, "rb") as handle:
-            raw = pickle.load(handle, encoding="bytes")
+        with open(path, "rb") as handle:
+            raw = BatchUnpickler(handle, encoding="bytes").load()
     except FileNotFoundError:
         raise _Malformed(name, "is missing") from None
+    except PermissionError:  # the data is fine; this user may not read it
+        raise DataError(f"{path} cannot be read: permission denied; give this user read access (`chmod a+r "
+                        f"{path}`, or `chown` the folder to this user)") from None
+    except IsADirectoryError:
+        raise _Malformed(name, "is a folder, not a file") from None
+    except _Refused as refused:
+        raise DataError(f"{path} is not a {spec.name} file: it asks to import {refused}, which no CIFAR batch "
+                        f"holds, and was not unpickled (it could run code); use the official archive or `cifar-lab "
+                        f"data synthetic`") from None
+    except OSError as exc:  # a failing disk or network file system: not the file's content
+        raise DataError(f"{path} cannot be read: {exc.strerror or type(exc).__name__}; check the disk or the "
+                        f"mount it is on") from None
     except Exception as exc:  # truncated or foreign files raise a zoo of pickle errors
         raise _Malformed(name, f"is corrupt ({type(exc).__name__})") from None
     if not isinstance(raw, dict):

@@ -2,7 +2,6 @@
 statistics, and the device-resident loader (or the torchvision reference route with `loader=torchvision`)."""
 from __future__ import annotations
 
-from ..errors import UsageError
 from . import cifar, synthetic
 from .bundle import DataBundle, channel_stats
 from .cifar import CifarSplit
@@ -28,6 +27,8 @@ def cifar_bundle(config, device, generator) -> DataBundle:
     train, test = load_cifar_splits(config)
     if config.normalization == "half":
         mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    elif config.normalization == "unit":  # pixels scaled to [0, 1], nothing subtracted
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     else:
         mean, std = channel_stats(train.images)
     common = dict(device=device, mean=mean, std=std, channels_last=config.channels_last,
@@ -35,12 +36,9 @@ def cifar_bundle(config, device, generator) -> DataBundle:
     if config.loader == "torchvision":
         from .reference import make_loader
 
-        if config.augment not in ("crop_flip", "none"):
-            raise UsageError(f"loader=torchvision implements only the crop_flip augmentation, not "
-                             f"'{config.augment}'; use loader=device or augment=crop_flip")
-
         train_loader = make_loader(train.images, train.labels, config.batch_size, mean=mean, std=std, train=True,
-                                   num_workers=config.num_workers, seed=config.seed, input_size=config.input_size)
+                                   num_workers=config.num_workers, seed=config.seed, input_size=config.input_size,
+                                   augment=config.augment)
         test_loader = make_loader(test.images, test.labels, config.eval_batch_size, mean=mean, std=std,
                                   train=False, num_workers=config.num_workers, input_size=config.input_size)
     else:

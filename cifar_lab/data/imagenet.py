@@ -11,7 +11,9 @@ sorted order. Datasets registered here:
 - `synthetic-imagenet`: a generated JPEG tree (`synthetic_jpeg.py`) written under `data_root`, CPU-sized.
 
 Images pass through `jpeg_pipeline` (route `jpeg_route`); grayscale/CMYK become RGB; corrupt files are
-reported with their path, skipped, and counted in `info["skipped_files"]` (copied into summary.json).
+reported with their path, skipped, and counted in `info["skipped_files"]` (copied into summary.json). Data no
+run can learn from is refused before the run starts: an empty class folder, a single class, a split of which
+no sampled image decodes, labels outside the class list.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from ..io import staged_dir
 from . import synthetic_jpeg
 from .imagenet_classes import imagenet100_wnids
 from .bundle import DataBundle
-from .jpeg_pipeline import IMAGENET_MEAN, IMAGENET_STD, FolderSource, SkipLog, default_eval_resize, make_loader
+from .jpeg_pipeline import (IMAGENET_MEAN, IMAGENET_STD, FolderSource, SkipLog, decode_rgb, default_eval_resize,
+                            make_loader)
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 HF_HUB_NAME = "ILSVRC/imagenet-1k"
@@ -60,6 +63,9 @@ def scan_split(root, split: str, classes: list[str]) -> FolderSource:
         if not class_dir.is_dir():
             raise DataError(f"{class_dir} is missing: {split}/ must hold the same class folders as train/")
         names = sorted(n for n in os.listdir(class_dir) if n.lower().endswith(IMAGE_SUFFIXES))
+        if not names:  # it would still be a class: one the model is trained to predict from no example
+            raise DataError(f"{class_dir} holds no image files (*.JPEG, *.jpg, *.png); put the class's images in "
+                            f"it, or remove the folder from train/ and val/")
         files += [str(class_dir / n) for n in names]
         labels += [label] * len(names)
     if not files:
@@ -200,6 +206,30 @@ def hf_class_names(split_dataset) -> list[str]:
     return [str(k) for k in range(count)]
 
 
+def check_hf_labels(loaded, name: str, splits: tuple[str, ...]) -> None:
+    """Every label of every split is a class index of the first split's class list: integers (a `ClassLabel`
+    or an integer `Value`) from 0 to the class count - 1. One column read per split, before any run starts."""
+    import numpy as np
+
+    for split in splits:
+        dtype = str(getattr(loaded[split].features["label"], "dtype", "unknown"))
+        if not dtype.startswith(("int", "uint")):  # a ClassLabel's dtype is int64
+            raise DataError(f"{name}[{split}] has labels of type {dtype}, not class indices; encode them as a "
+                            f"ClassLabel (dataset.class_encode_column('label')) and save the dataset again")
+    columns = {split: np.asarray(loaded[split].with_format("numpy")["label"]) for split in splits}
+    names = getattr(loaded[splits[0]].features["label"], "names", None)
+    first = columns[splits[0]]
+    count = len(names) if names is not None else int(first.max()) + 1 if first.size else 0
+    for split, labels in columns.items():
+        if labels.size and labels.dtype.kind not in "iu":  # rows without a label come back as floats or objects
+            raise DataError(f"{name}[{split}] has rows without a label; every image needs its class index")
+        outside = labels[(labels < 0) | (labels >= count)]
+        if outside.size:
+            raise DataError(f"{name}[{split}] has label {int(outside[0])}, outside 0-{count - 1} (the {count} "
+                            f"classes of {name}[{splits[0]}]); fix the labels, or the label feature's class names, "
+                            f"and save the dataset again")
+
+
 # --- bundles ------------------------------------------------------------------------------------------------
 
 def resolve_sizes(config, default_size: int) -> tuple[int, int]:
@@ -216,8 +246,13 @@ def resolve_sizes(config, default_size: int) -> tuple[int, int]:
 def jpeg_bundle(config, device, train_source, test_source, class_names: list[str], info: dict,
                 default_size: int = 224, pretrained_usable: bool = True) -> DataBundle:
     size, resize = resolve_sizes(config, default_size)
+    if len(class_names) < 2:
+        raise DataError(f"{info['source']} has a single class ({', '.join(class_names) or 'none'}); a classifier "
+                        f"needs at least two classes, each with its images")
     train_source = _subset(train_source, config.train_subset, config.seed)
     test_source = _subset(test_source, config.test_subset, config.seed)
+    check_decodable(train_source, f"the train split of {info['source']}")
+    check_decodable(test_source, f"the validation split of {info['source']}")
     info.update(train_samples=len(train_source), test_samples=len(test_source), image_size=size,
                 eval_resize=resize, jpeg_route=config.jpeg_route)
     skip_log = SkipLog(info)
@@ -228,6 +263,30 @@ def jpeg_bundle(config, device, train_source, test_source, class_names: list[str
     return DataBundle(train_loader=train_loader, test_loader=test_loader, num_classes=len(class_names),
                       class_names=class_names, mean=IMAGENET_MEAN, std=IMAGENET_STD, resolution=size,
                       eval_resize=resize, pretrained_usable=pretrained_usable, info=info)
+
+
+PROBE_IMAGES = 16   # images decoded per split before a run starts
+
+
+def check_decodable(source, what: str) -> None:
+    """Refuse a split of which not one image decodes, among `PROBE_IMAGES` spread evenly over it (all of
+    them in a smaller split): a run on it would train on nothing, or evaluate on nothing, and call it done.
+    Single unreadable files are the loaders' business: they skip and count them."""
+    if len(source) == 0:
+        raise DataError(f"{what} has no images")
+    count = min(len(source), PROBE_IMAGES)
+    picks = sorted({round(k * (len(source) - 1) / max(1, count - 1)) for k in range(count)})
+    failed = []
+    for index in picks:
+        data, _, name = source.record(index)
+        try:
+            decode_rgb(data)
+            return
+        except Exception:  # PIL raises several types for bad data; every one means "cannot be decoded"
+            failed.append(name)
+    tried = f"all {len(picks)}" if len(picks) == len(source) else f"{len(picks)} spread over its {len(source)}"
+    raise DataError(f"no image of {what} can be decoded ({tried} tried; first: {failed[0]}): the files are "
+                    f"corrupt, empty or unreadable; replace them or fix their permissions")
 
 
 def _root(config, dataset: str) -> Path:
@@ -257,6 +316,7 @@ def imagenet1k_hf_bundle(config, device, generator=None) -> DataBundle:
     name = config.hf_dataset or HF_HUB_NAME
     loaded = load_hf(name)
     train_split, val_split = hf_splits(loaded, name)
+    check_hf_labels(loaded, name, (train_split, val_split))
     class_names = hf_class_names(loaded[train_split])
     return jpeg_bundle(config, device, HFSource(loaded[train_split], name, train_split),
                        HFSource(loaded[val_split], name, val_split), class_names,

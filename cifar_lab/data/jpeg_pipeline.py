@@ -12,7 +12,10 @@ mean/std. Eval: resize the shorter side to `resize` (256 for 224), centre crop `
 Both routes read from a *source*: an indexable object with `len()` and `record(i) -> (bytes, label, name)`
 (`FolderSource` for `ROOT/split/<wnid>/*.JPEG`, `HFSource` in `imagenet.py`). A file that cannot be decoded
 is reported once on stderr with its name and skipped; `SkipLog` counts them into the bundle's
-`info["skipped_files"]`, which the engine copies into summary.json.
+`info["skipped_files"]`, which the engine copies into summary.json. A batch none of whose files decode is
+dropped in one process; with several processes every rank must take as many training steps (each step
+all-reduces with the others), so such a batch is replaced by this rank's previous decodable batch, or at the
+start of an epoch by its next one (`equal_steps`). A split none of whose files decode is a UsageError.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from torchvision import transforms
 
 from ..errors import UsageError
 from .augment import color_jitter
-from .loader import epoch_seed  # noqa: F401 (the torchvision route imports it from here too)
+from .loader import epoch_seed, rank_seed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -126,6 +129,33 @@ def collate_skipping(samples):
     return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), skipped
 
 
+def equal_steps(batches, *, substitute: bool, skip_log: SkipLog, split: str):
+    """Yield the decodable batches of `batches` (pairs, or None for a batch with no decodable file).
+
+    `substitute` (a training loader of several processes): a None is replaced by the previous decodable batch,
+    or by the next one when none came yet, so the rank yields exactly as many batches as its sampler makes and
+    takes as many optimizer steps as every other rank. Otherwise a None is dropped. A pass over the split in
+    which no file at all decodes raises a UsageError instead of training or evaluating on nothing.
+    """
+    owed, last, dropped = 0, None, 0
+    for batch in batches:
+        if batch is None:
+            dropped += 1
+            if substitute and last is not None:
+                yield last
+            elif substitute:
+                owed += 1   # nothing to repeat yet: the next decodable batch is yielded for it
+            continue
+        for _ in range(owed + 1):
+            yield batch
+        owed, last = 0, batch
+    if dropped and last is None:
+        examples = ", ".join(sorted(skip_log.names)[:2])
+        raise UsageError(f"none of the {split} images this process read could be decoded ({len(skip_log.names)} "
+                         f"unreadable, e.g. {examples}); check the files' permissions and format (JPEG, PNG), or "
+                         f"point the dataset at a readable copy")
+
+
 def shard_dataloader(loader: DataLoader, train: bool, rank: int, world: int, seed: int) -> DataLoader:
     """`loader` for rank `rank` of `world`: training through `DistributedSampler` (shuffled from the seed and
     `set_epoch`, the `len mod world` samples left over by the shuffle left out, so all ranks take as many
@@ -164,12 +194,12 @@ class CpuJpegLoader:
                                  generator=torch.Generator().manual_seed(seed),
                                  pin_memory=torch.cuda.is_available())
         self.skip_log, self.channels_last, self.seed = skip_log, channels_last, seed
-        self.train, self.rank = train, 0
+        self.train, self.rank, self.world = train, 0, 1
 
     def sharded(self, rank: int, world: int, seed: int) -> "CpuJpegLoader":
         """Rank `rank` of `world`: `DistributedSampler` (see `shard_dataloader`), or the rank's own part of a
         source that splits itself by node (Hugging Face `split_dataset_by_node`)."""
-        self.rank = rank
+        self.rank, self.world = rank, world
         own = node_source(self.loader.dataset.source, rank, world)
         if own is not None:
             dataset = DecodedDataset(own, self.loader.dataset.transform)
@@ -189,18 +219,23 @@ class CpuJpegLoader:
         Workers are not persistent, so each epoch starts them afresh from seeds drawn from this generator:
         a resumed run sees the same images in the same order with the same crops as an uninterrupted one.
         """
-        self.loader.generator.manual_seed(epoch_seed(self.seed + 7919 * self.rank, epoch))
+        self.loader.generator.manual_seed(epoch_seed(rank_seed(self.seed, self.rank), epoch))
         set_sampler_epoch(self.loader, epoch)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor]]]:
         for images, labels, skipped in self.loader:
             if skipped:
                 self.skip_log.add(skipped)
             if images is None:
+                yield None
                 continue
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return equal_steps(self._batches(), substitute=self.train and self.world > 1, skip_log=self.skip_log,
+                           split="training" if self.train else "evaluation")
 
 
 # --- route 2: decode and augment on the device ----------------------------------------------------------
@@ -298,11 +333,11 @@ class DeviceJpegLoader:
         self.generator = torch.Generator().manual_seed(seed + 1)  # crop boxes and jitter factors
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
-        self.rank = 0
+        self.rank, self.world = 0, 1
 
     def sharded(self, rank: int, world: int, seed: int) -> "DeviceJpegLoader":
         """Rank `rank` of `world`, sharded as the CPU route is (`shard_dataloader`, or the source's own split)."""
-        self.rank = rank
+        self.rank, self.world = rank, world
         own = node_source(self.loader.dataset.source, rank, world)
         if own is not None:
             self.loader = DataLoader(EncodedDataset(own), batch_size=self.loader.batch_size, shuffle=self.train,
@@ -318,8 +353,8 @@ class DeviceJpegLoader:
     def set_epoch(self, epoch: int) -> None:
         """Shuffle, crop boxes and jitter of an epoch follow from (seed, epoch) (and the rank), so resume
         repeats them."""
-        self.loader.generator.manual_seed(epoch_seed(self.seed + 7919 * self.rank, epoch))
-        self.generator.manual_seed(epoch_seed(self.seed + 1 + 7919 * self.rank, epoch))
+        self.loader.generator.manual_seed(epoch_seed(rank_seed(self.seed, self.rank), epoch))
+        self.generator.manual_seed(epoch_seed(rank_seed(self.seed + 1, self.rank), epoch))
         set_sampler_epoch(self.loader, epoch)
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
@@ -333,6 +368,10 @@ class DeviceJpegLoader:
         return resized[:, top:top + self.size, left:left + self.size]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return equal_steps(self._batches(), substitute=self.train and self.world > 1, skip_log=self.skip_log,
+                           split="training" if self.train else "evaluation")
+
+    def _batches(self) -> Iterator[Optional[tuple[torch.Tensor, torch.Tensor]]]:
         for encoded, labels, names in self.loader:
             decoded = decode_batch(encoded, self.device)  # inputs stay on the host; decode_jpeg moves them
             keep = [i for i, image in enumerate(decoded) if image is not None]
@@ -340,6 +379,7 @@ class DeviceJpegLoader:
             if bad:
                 self.skip_log.add(bad)
             if not keep:
+                yield None
                 continue
             x = torch.stack([self._crop(decoded[i]) for i in keep]).div_(255.0)
             if self.train:

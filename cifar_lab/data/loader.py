@@ -28,6 +28,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank `rank`'s own random stream (its crops, flips and DataLoader worker seeds) in a run
+    seeded with `seed`: one formula for every loader. The `+ 1` keeps rank 0's stream apart from the shuffle,
+    which is drawn from `seed` itself and must be the same on every rank."""
+    return seed + 7919 * (rank + 1)
+
+
 class DeviceLoader:
     """Iterate (normalised float images, int64 labels) batches of a split kept on `device`.
 
@@ -64,7 +71,7 @@ class DeviceLoader:
         (seed, epoch, rank), so a run resumed with any number of processes repeats them."""
         self.epoch = epoch
         if self.seed is not None and self.generator is not None:
-            self.generator.manual_seed(epoch_seed(self.seed + 7919 * (self.rank + 1), epoch))
+            self.generator.manual_seed(epoch_seed(rank_seed(self.seed, self.rank), epoch))
 
     @property
     def num_samples(self) -> int:

@@ -1,7 +1,8 @@
 """The plain torchvision route: a `Dataset` of PIL images, `transforms`, and a `DataLoader` with workers.
 
 It is what most tutorials use, and it is the reference the device-resident loader is measured against
-(`cifar-lab bench data`). It can also train (`--set loader=torchvision`).
+(`cifar-lab bench data`). It can also train (`--set loader=torchvision`), with `augment=crop_flip` (pad-4
+random crop and horizontal flip) or `augment=none` (the images as they are, only converted and normalised).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from .jpeg_pipeline import epoch_seed, set_sampler_epoch, shard_dataloader
+from ..errors import UsageError
+from .jpeg_pipeline import set_sampler_epoch, shard_dataloader
+from .loader import epoch_seed, rank_seed
 
 
 class TensorImageDataset(Dataset):
@@ -52,7 +55,7 @@ class EpochSeededLoader(DataLoader):
     def sharded(self, rank: int, world: int, seed: int) -> "ShardedLoader":
         """Rank `rank` of `world`: `DistributedSampler` for training, a strided sampler for evaluation."""
         train = isinstance(self.sampler, torch.utils.data.RandomSampler)
-        return ShardedLoader(shard_dataloader(self, train, rank, world, seed), seed + 7919 * rank)
+        return ShardedLoader(shard_dataloader(self, train, rank, world, seed), rank_seed(seed, rank))
 
 
 class ShardedLoader:
@@ -72,8 +75,17 @@ class ShardedLoader:
         return iter(self.loader)
 
 
+AUGMENTS = ("crop_flip", "none")  # the `augment` policies this route implements
+
+
 def make_loader(images, labels, batch_size: int, *, mean, std, train: bool, num_workers: int = 2,
-                seed: int = 0, input_size: int = 32) -> EpochSeededLoader:
-    dataset = TensorImageDataset(images, labels, make_transform(mean, std, train, input_size=input_size))
+                seed: int = 0, input_size: int = 32, augment: str = "crop_flip") -> EpochSeededLoader:
+    """A shuffled training loader (`train`) or an ordered evaluation one; `augment="none"` trains on the
+    images as they are (the evaluation transform, shuffled)."""
+    if augment not in AUGMENTS:
+        raise UsageError(f"loader=torchvision implements only the augment policies {', '.join(AUGMENTS)}, not "
+                         f"'{augment}'; use loader=device or augment=crop_flip")
+    transform = make_transform(mean, std, train and augment == "crop_flip", input_size=input_size)
+    dataset = TensorImageDataset(images, labels, transform)
     return EpochSeededLoader(dataset, seed=seed, batch_size=batch_size, shuffle=train, num_workers=num_workers,
                              persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())

@@ -10,6 +10,7 @@ from ..errors import UsageError
 from . import imagenet
 from .bundle import DataBundle
 from .cifar_bundle import cifar_bundle
+from .fashion_mnist import fashion_mnist_bundle
 
 Builder = Callable[..., DataBundle]
 
@@ -17,6 +18,7 @@ DATASETS: dict[str, Builder] = {
     "cifar10": cifar_bundle,
     "cifar100": cifar_bundle,
     "synthetic": cifar_bundle,
+    "fashion_mnist": fashion_mnist_bundle,
     "imagenet100": imagenet.imagenet100_bundle,
     "imagenet1k": imagenet.imagenet1k_bundle,
     "imagenet1k-hf": imagenet.imagenet1k_hf_bundle,

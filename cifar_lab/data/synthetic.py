@@ -3,32 +3,51 @@
 Each class is a colour (hue) and a stripe pattern (orientation and frequency); each image adds hue jitter, a
 random phase, brightness, a random blob and pixel noise. Stripes are horizontal or vertical so that a horizontal flip
 or a 4-pixel shift never changes the class. Ten classes are easy (a small CNN passes 90 % in a few epochs);
-a hundred classes share hues and patterns in pairs and need both cues. With 100 classes the layout is
-CIFAR-100's, with 20 superclasses of five consecutive classes each.
+a hundred classes share hues and patterns in pairs and need both cues. With 11 to 100 classes the layout is
+CIFAR-100's, with superclasses of five consecutive classes each (the last one smaller when the class count is not
+a multiple of five): 20 of them at 100 classes.
 
 The files are read back by `cifar_lab.data.cifar.load_split`, the parser of the real data.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import re
+import shutil
 import tarfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from ..errors import DataError
 from ..io import staged_dir
 from .cifar import CIFAR10, CIFAR100, CifarSpec, is_extracted, md5sum
 
 HUES = ["red", "orange", "yellow", "lime", "green", "teal", "cyan", "blue", "purple", "pink"]
 PATTERNS = [(axis, freq) for freq in (1, 2, 3, 4, 6) for axis in ("h", "v")]  # 10 patterns
+MAX_CLASSES = len(HUES) * len(PATTERNS)   # every class is a distinct (hue, pattern) pair
+CLASSES_PER_SUPERCLASS = 5                # as in CIFAR-100
+
+
+def check_class_count(num_classes: int, name: str = "num_classes") -> None:
+    """A one-line error for a class count the generator cannot make distinct classes for; `name` is how the
+    caller spells the setting (num_classes, --classes)."""
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise DataError(f"{name}={num_classes}: the synthetic dataset has 2 to {MAX_CLASSES} classes ({len(HUES)} "
+                        f"hues x {len(PATTERNS)} stripe patterns); choose {name} between 2 and {MAX_CLASSES}")
 
 
 def spec_for(num_classes: int) -> CifarSpec:
-    if num_classes <= 10:
-        return CIFAR10
-    if num_classes <= 100:
-        return CIFAR100
-    raise ValueError("the synthetic dataset has at most 100 classes")
+    check_class_count(num_classes)
+    return CIFAR10 if num_classes <= 10 else CIFAR100
+
+
+def superclass_count(num_classes: int) -> int:
+    """Superclasses of five consecutive classes; a remainder forms one more, smaller superclass."""
+    return -(-num_classes // CLASSES_PER_SUPERCLASS)
 
 
 def class_parts(num_classes: int) -> list[tuple[int, int]]:
@@ -86,13 +105,50 @@ def folder_for(root, num_classes: int, n_train: int, n_test: int, seed: int) -> 
 
 def write(root, num_classes: int = 10, n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Path:
     """Write the dataset once (atomically) and return the folder holding `spec.folder`."""
-    base = folder_for(root, num_classes, n_train, n_test, seed)
     spec = spec_for(num_classes)
+    if seed < 0:
+        raise DataError(f"seed={seed}: the synthetic dataset's seed must be 0 or more")
+    base = folder_for(root, num_classes, n_train, n_test, seed)
     if is_extracted(spec, base):
         return base
-    with staged_dir(base, prefix=".synthetic-") as staging:
+    with staged_output(base) as staging:
         _write_layout(staging / spec.folder, spec, num_classes, n_train, n_test, seed)
     return base
+
+
+@contextlib.contextmanager
+def staged_output(target) -> Iterator[Path]:
+    """`io.staged_dir` for a generated data folder, its staging folder named after `target` and this process
+    (`.NAME.pidPID.XXXX`), so that a later writer of the same folder removes what a killed one left behind
+    without touching the staging folder of a writer still alive."""
+    target = Path(target)
+    remove_dead_staging(target)
+    with staged_dir(target, prefix=f".{target.name}.pid{os.getpid()}.") as staging:
+        yield staging
+
+
+def remove_dead_staging(target: Path) -> list[Path]:
+    """Delete the staging folders of `target` whose writing process no longer exists."""
+    if not target.parent.is_dir():
+        return []
+    own = re.compile(re.escape(f".{target.name}.pid") + r"(\d+)\.")
+    removed = []
+    for entry in target.parent.iterdir():
+        match = own.match(entry.name)
+        if match and entry.is_dir() and not _process_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists is checked
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _write_layout(folder: Path, spec: CifarSpec, num_classes: int, n_train: int, n_test: int, seed: int) -> None:
@@ -106,7 +162,7 @@ def _write_layout(folder: Path, spec: CifarSpec, num_classes: int, n_train: int,
                                                                           range(len(images))]}
         if spec is CIFAR100:
             batch[b"fine_labels"] = labels.tolist()
-            batch[b"coarse_labels"] = (labels // 5).tolist()
+            batch[b"coarse_labels"] = (labels // CLASSES_PER_SUPERCLASS).tolist()
         else:
             batch[b"labels"] = labels.tolist()
         with open(folder / name, "wb") as handle:
@@ -118,7 +174,7 @@ def _write_layout(folder: Path, spec: CifarSpec, num_classes: int, n_train: int,
     dump(spec.test_files[0], test_x, test_y)
     if spec is CIFAR100:
         meta = {b"fine_label_names": [n.encode() for n in names],
-                b"coarse_label_names": [f"group_{g:02d}".encode() for g in range(num_classes // 5)]}
+                b"coarse_label_names": [f"group_{g:02d}".encode() for g in range(superclass_count(num_classes))]}
     else:
         meta = {b"label_names": [n.encode() for n in names], b"num_cases_per_batch": len(chunks[0])}
     with open(folder / spec.meta_file, "wb") as handle:

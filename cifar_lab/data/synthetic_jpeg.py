@@ -16,8 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..io import staged_dir
-from .synthetic import hue_rgb
+from .synthetic import hue_rgb, staged_output
 
 HUE_COUNT = 10
 ORIENTATIONS = ("h", "v", "d")           # horizontal, vertical, diagonal stripes
@@ -75,7 +74,7 @@ def write_tree(out_dir, num_classes: int = 10, train_per_class: int = 16, val_pe
     wnids = list(wnids) if wnids is not None else fake_wnids(num_classes)
     if len(wnids) != num_classes:
         raise ValueError(f"{len(wnids)} wnids for {num_classes} classes")
-    with staged_dir(out, prefix=".synthetic-imagenet-") as staging:
+    with staged_output(out) as staging:
         rng = np.random.default_rng(seed)
         for split, per_class in (("train", train_per_class), ("val", val_per_class)):
             for label, wnid in enumerate(wnids):

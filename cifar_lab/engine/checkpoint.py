@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,18 +20,46 @@ def save(path, state: dict) -> None:
 
 
 def load(path, map_location="cpu") -> dict:
+    """A checkpoint's contents, read weights-only: tensors and plain Python values (dict, list, tuple, str,
+    numbers), never an object whose unpickling could run code (`torch.load(weights_only=True)`).
+
+    A file that needs more than that, a foreign or damaged file, or one without a model and config as dicts is
+    a one-line UsageError naming the file; nothing from it is used.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"checkpoint {path} does not exist; train one with `cifar-lab train --preset NAME --out DIR`")
     try:
-        # Full training state includes RNG states and the config dict, so this is not weights_only.
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # truncated zip, foreign pickle, ...
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        needs = unsafe_globals(path)
+        if not needs:
+            raise UsageError(f"checkpoint {path} cannot be read (its pickle is damaged); it is corrupt or not a "
+                             f"cifar-lab checkpoint") from None
+        older = any(name.startswith("numpy") for name in needs)
+        raise UsageError(f"checkpoint {path} needs more than weights to load ({', '.join(needs[:3])}"
+                         f"{', ...' if len(needs) > 3 else ''}), and unpickling that could run code, so it is "
+                         f"refused; use a checkpoint written by this version of cifar-lab"
+                         f"{' (earlier versions kept numpy objects in it: train the run again)' if older else ''}"
+                         ) from None
+    except Exception as exc:  # truncated zip, a file that is no checkpoint at all, ...
         raise UsageError(f"checkpoint {path} cannot be read ({type(exc).__name__}); it is corrupt or not a "
                          f"cifar-lab checkpoint") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UsageError(f"{path} is not a cifar-lab checkpoint (no model weights and config inside)")
+    for key in ("model", "config"):
+        if not isinstance(state[key], dict):
+            raise UsageError(f"{path} is not a cifar-lab checkpoint: its '{key}' entry is a "
+                             f"{type(state[key]).__name__}, not a dict")
     return state
+
+
+def unsafe_globals(path) -> list[str]:
+    """The Python objects beyond weights that the checkpoint `path` would import when unpickled."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not even a readable torch zip: nothing to name
+        return []
 
 
 def strip_compile_prefix(state_dict: dict) -> dict:

@@ -7,6 +7,7 @@ state of a resumed run), `train_one_epoch`, `save_checkpoints` and `summarize`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -26,7 +27,7 @@ from ..config import TrainConfig, from_dict, save_json, validate
 from ..data import registry as data_registry
 from ..data.bundle import DataBundle
 from ..errors import TrainingDiverged, UsageError
-from ..io import atomic_link, atomic_write_text, make_folder, remove_stale_temporaries
+from ..io import atomic_link, atomic_write_text, folder_lock, make_folder, remove_stale_temporaries
 from ..measure import sync
 from . import checkpoint
 from .evaluate import evaluate
@@ -36,6 +37,10 @@ from .runtime import (autocast, resolve_device, resolve_precision, rng_state, se
 from .distill_step import DistillStep
 from .sparse_step import SparseStep
 from .steps import DenseStep, TrainStep, planned_optimizer_steps
+
+
+# A training loss above this many times ln(num_classes) (a uniform guess) stops the run as diverged.
+DIVERGENCE_FACTOR = 1e4
 
 
 @dataclass
@@ -187,8 +192,20 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         make_folder(out)
         remove_stale_temporaries(out)  # what a kill during a checkpoint write left behind
         save_json(config, out / "config.json")
-        run.environment = provenance.write(provenance.collect(), out)
+        now = provenance.collect(world_size=world)
+        earlier = earlier_environment(out, state) if state is not None else None
+        run.environment = provenance.write(provenance.resumed(earlier, now), out)
     return run
+
+
+def earlier_environment(out: Path, state: dict) -> Optional[dict]:
+    """The provenance of the run a resume continues: the folder's environment.json when it belongs to the run
+    the checkpoint was saved by (the same first start), else the record inside the checkpoint."""
+    saved = state.get("environment") or None
+    folder = provenance.read(out)
+    if folder and (not saved or folder.get("start_utc") == saved.get("start_utc")):
+        return folder
+    return saved
 
 
 def build_data(config: TrainConfig, device, generator) -> DataBundle:
@@ -315,7 +332,8 @@ def summarize(run: Run, stop_reason: str) -> dict:
         "epochs": len(history), "stop_reason": stop_reason,
         "wall_seconds": run.earlier_wall + time.perf_counter() - run.wall_start,
         "train_seconds": run.trained_seconds, "params": models.count_parameters(run.model),
-        "device": device_name(run.device), "precision": run.precision, "channels_last": config.channels_last,
+        "device": provenance.device_name(run.device), "precision": run.precision,
+        "channels_last": config.channels_last,
         "compile": config.compile, "resolution": data.resolution,
         "train_samples": data.info.get("train_samples"), "test_samples": data.info.get("test_samples"),
     }
@@ -335,10 +353,51 @@ def train(config: Optional[TrainConfig], out_dir=None, resume: bool = False,
     out = Path(out_dir) if out_dir is not None else None
     joined = not distributed.active()
     try:
-        return _train(config, out, resume, on_epoch_end, resume_from)
+        with run_folder(out, fresh=not resume and resume_from is None):
+            return _train(config, out, resume, on_epoch_end, resume_from)
     finally:
         if joined and distributed.active():  # this call joined the process group: leave it
             distributed.shutdown()
+
+
+# Files a run writes before its first epoch ends; without a checkpoint or metrics beside them they describe
+# nothing, so a fresh run that fails that early removes them.
+START_FILES = ("config.json", provenance.FILE_NAME)
+RESULT_FILES = ("last.pt", "metrics.csv", "summary.json")
+
+
+@contextlib.contextmanager
+def run_folder(out: Optional[Path], fresh: bool):
+    """Hold the run folder's lock for the whole run (the writing process only: rank 0): a second run with the
+    same folder stops with one line naming this one's PID, before it writes anything. A fresh run that fails
+    before finishing an epoch leaves no config.json and environment.json behind, nor a folder it created."""
+    if out is None or distributed.rank() != 0:
+        yield
+        return
+    existed = out.exists()
+    try:
+        with folder_lock(out, "cifar-lab run"):
+            try:
+                yield
+            except TrainingDiverged:
+                raise  # a result: summary.json says where and why
+            except BaseException:
+                if fresh and not any((out / name).exists() for name in RESULT_FILES):
+                    for name in START_FILES:
+                        (out / name).unlink(missing_ok=True)
+                raise
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if nothing is left in it
+        raise
+
+
+def divergence_bound(config: TrainConfig) -> float:
+    """The training loss above which a run has diverged: DIVERGENCE_FACTOR times the cross-entropy of a
+    uniform guess over the classes, ln(num_classes), which is where a freshly initialised classifier starts.
+    A fixed reference also catches a blow-up inside the first epoch, where no earlier loss exists."""
+    return DIVERGENCE_FACTOR * math.log(max(config.num_classes, 2))
 
 
 def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
@@ -350,7 +409,8 @@ def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
         # The loss is computed in fp32 from the logits. With fp16, GradScaler skips the steps whose scaled
         # gradients overflow and lowers its scale; those never make the loss itself NaN or inf, so a
         # non-finite loss here is divergence, not loss scaling at work.
-        if not math.isfinite(row["train_loss"]):
+        # A finite loss far above chance is a blow-up too (AdamW at lr=1e4 reaches 1e23 without an overflow).
+        if not math.isfinite(row["train_loss"]) or row["train_loss"] > divergence_bound(run.config):
             diverged, stop_reason = row, "diverged"
             break
         run.history.append(row)
@@ -375,7 +435,7 @@ def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
     summary = summarize(run, stop_reason)
     if diverged is not None:
         summary.update(diverged_epoch=diverged["epoch"], diverged_loss=str(diverged["train_loss"]),
-                       diverged_lr=diverged["lr"])
+                       diverged_lr=diverged["lr"], divergence_bound=divergence_bound(run.config))
     extra = run.step.artifacts(out if run.writes else None)
     if out is not None and run.writes:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -385,9 +445,12 @@ def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
             atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
     if diverged is not None:
         kept = f"; {out / 'last.pt'} still holds epoch {diverged['epoch'] - 1}" if out and run.history else ""
+        loss = diverged["train_loss"]
+        bound_note = f" (above {divergence_bound(run.config):.4g}, where a run counts as diverged)" \
+            if math.isfinite(loss) else ""
         raise TrainingDiverged(
-            f"training diverged in epoch {diverged['epoch']}: the training loss is {diverged['train_loss']} at "
-            f"learning rate {diverged['lr']:g}; the usual causes are a learning rate too high for this model and "
+            f"training diverged in epoch {diverged['epoch']}: the training loss is {diverged['train_loss']:.4g}"
+            f"{bound_note} at learning rate {diverged['lr']:g}; the usual causes are a learning rate too high for this model and "
             f"batch size, no warm-up, or broken input data{kept}")
     return RunResult(summary, run.history, run.model, run.data, run.evaluation, run.config, out, extra)
 
@@ -420,13 +483,3 @@ def _epoch_line(row: dict, epochs: int) -> str:
     extra = f"  act {row['activation_rate']:.3f}" if "activation_rate" in row else ""
     return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  {row['epoch_seconds']:.1f}s{extra}")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return "Apple MPS"
-    import platform
-
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

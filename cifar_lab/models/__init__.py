@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..data.jpeg_pipeline import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import UsageError
-from . import imagenet, naivenet, resnet_cifar, simple_cnn, zoo
+from . import fashion_mnist_benchmark, imagenet, naivenet, resnet_cifar, simple_cnn, zoo
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ModelSpec:
     std: Optional[tuple[float, ...]] = None
     eval_resize: int = 0                             # eval: shorter side to this, then centre crop; 0: none
     pretrained: tuple[str, ...] = ()                 # torchvision weight versions it can start from
+    channels: int = 3                                # image channels the first layer takes
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -37,6 +38,9 @@ MODELS: dict[str, ModelSpec] = {
     "mobilenetv3_small_cifar": ModelSpec(zoo.mobilenetv3_small_cifar, 32),
     # NaiveNet sees CIFAR images upscaled to 128 px.
     "naivenet": ModelSpec(naivenet.naivenet, 128),
+    # Fashion-MNIST's benchmark networks, on the native 1x28x28 images.
+    "tf_convnet": ModelSpec(fashion_mnist_benchmark.tf_convnet, 28, channels=1),
+    "mlp_256_128_100": ModelSpec(fashion_mnist_benchmark.mlp_256_128_100, 28, channels=1),
     "resnet18": ModelSpec(imagenet.resnet18, 224, IMAGENET_MEAN, IMAGENET_STD, 256, ("v1",)),
     "resnet50": ModelSpec(imagenet.resnet50, 224, IMAGENET_MEAN, IMAGENET_STD, 256, ("v1", "v2")),
 }
@@ -85,7 +89,7 @@ def describe(name: str, num_classes: int = 10, input_size: Optional[int] = None,
 
     model = build(name, num_classes=num_classes).eval()
     size = input_size or spec(name).input_size
-    stats = torchinfo.summary(model, input_size=(1, 3, size, size), depth=depth, verbose=0, device="cpu",
+    stats = torchinfo.summary(model, input_size=(1, spec(name).channels, size, size), depth=depth, verbose=0, device="cpu",
                               col_names=("output_size", "num_params", "mult_adds"))
     params = count_parameters(model)
     return {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from ..config import TrainConfig, apply_overrides
 from ..data.jpeg_pipeline import JITTER
 from ..errors import UsageError
-from . import cifar10, cifar100, distill, imagenet, sparse
+from . import cifar10, cifar100, distill, fmnist, imagenet, sparse
 
 PRESETS: dict[str, dict] = {**cifar10.PRESETS, **cifar100.PRESETS, **imagenet.PRESETS, **sparse.PRESETS,
-                            **distill.PRESETS}
+                            **distill.PRESETS, **fmnist.PRESETS}
 
 
 def names() -> list[str]:

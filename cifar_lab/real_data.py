@@ -1,0 +1,145 @@
+"""The book's real-data runs at CPU scale: Fashion-MNIST trainings whose results the chapters show.
+
+`training_record(preset, seeds, overrides, out_dir)` trains a preset once per seed with the one engine and
+returns a record (a plain dict): what ran, every seed's final and best test accuracy and learning curve, their
+mean and standard deviation, and for the first seed the confusion matrix and the mistakes it makes most often
+with example images (see `cifar_lab.mistakes`). `save` writes a record under `book/results/` with the command
+that made it and its provenance; `load` reads it back, so that a chapter shows a committed record when it is not
+run at CPU scale itself. `runs_metrics` turns records into the `fmnist.runs.<preset>` entries of a chapter's
+metrics.json that `cifar_lab.reproduce` judges.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import mistakes, presets
+from .data import fashion_mnist
+from .engine import train
+from .io import atomic_write_text
+
+SUMMARY_NUMBERS = ("final_acc", "best_acc", "epochs", "train_seconds", "final_superclass_acc")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = [float(v) for v in values]
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def training_record(preset: str, seeds: Sequence[int], overrides: dict, out_dir, confusions: int = 6,
+                    per_pair: int = 4) -> dict:
+    """Train `preset` with `overrides` for every seed into `out_dir/seed<N>`; the record of what they reached."""
+    out = Path(out_dir)
+    runs, first = [], None
+    for seed in seeds:
+        result = train(presets.resolve(preset, {**overrides, "seed": seed}), out / f"seed{seed}")
+        summary = result.summary
+        runs.append({"seed": seed, **{key: summary.get(key) for key in SUMMARY_NUMBERS},
+                     "history": [{key: row.get(key) for key in ("epoch", "train_loss", "train_acc", "test_loss",
+                                                                 "test_acc", "lr")} for row in result.history]})
+        first = first or result
+    record = {"preset": preset, "overrides": {k: v for k, v in overrides.items() if k != "data_root"},
+              "seeds": list(seeds), "dataset": first.summary.get("dataset"),
+              "data_source": first.data.info.get("source"), "runs": runs}
+    record.update(_spread(runs))
+    evaluation = first.evaluation
+    names = first.data.class_names
+    pairs = mistakes.top_confusions(evaluation["confusion"], names, confusions)
+    labels, predicted, confidence = mistakes.predictions(first.model, first.data.test_loader,
+                                                         next(first.model.parameters()).device)
+    test_images = first.data.test_split.images
+    # The pictures are shown as published: the padding that brought them to the model's size comes off.
+    crop = max(0, int(test_images.shape[-1]) - fashion_mnist.SIDE) // 2 if record["dataset"] == fashion_mnist.NAME else 0
+    record.update(
+        class_names=names, confusion=evaluation["confusion"].tolist(), per_class=evaluation["per_class"],
+        top_confusions=pairs.drop(columns=["true_id", "pred_id"]).to_dict(orient="records"),
+        mistakes=mistakes.examples(test_images, labels, predicted, confidence, pairs, per_pair, crop=crop))
+    return record
+
+
+def _spread(runs: list[dict]) -> dict:
+    found = {}
+    for key in ("final_acc", "best_acc", "final_superclass_acc"):
+        values = [run[key] for run in runs if run.get(key) is not None]
+        if values:
+            found[f"{key}_mean"], found[f"{key}_std"] = mean_std(values)
+    found["epochs"] = min(run["epochs"] for run in runs)
+    return found
+
+
+def train_presets(plan: dict[str, dict], out_dir, data_root: Optional[str] = None) -> dict:
+    """`training_record` for every preset of `plan` ({preset: {"seeds": [...], "overrides": {...}}}) into
+    `out_dir/<preset>`; {"records": {preset: record}}, what `save` keeps and a chapter renders."""
+    common = {"progress": False, "save_checkpoints": False, **({"data_root": data_root} if data_root else {})}
+    return {"records": {preset: training_record(preset, step["seeds"], {**common, **step.get("overrides", {})},
+                                                Path(out_dir) / preset)
+                        for preset, step in plan.items()}}
+
+
+def summary_table(records: dict) -> "pd.DataFrame":
+    """One row per preset: final test accuracy (mean ± std over seeds), the best epoch's (shown, never
+    judged), epochs trained of the preset's recipe, and the seeds."""
+    import pandas as pd
+
+    rows = {}
+    for preset, record in records.items():
+        recipe = presets.resolve(preset, {}).epochs
+        rows[preset] = {
+            "final test accuracy": f"{record['final_acc_mean']:.4f} ± {record['final_acc_std']:.4f}",
+            "best epoch's accuracy": f"{record['best_acc_mean']:.4f}",
+            "epochs (of the recipe's)": f"{record['epochs']} of {recipe:,}",
+            "seeds": len(record["seeds"]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def runs_metrics(records: dict) -> dict:
+    """The `fmnist` entry of a chapter's metrics.json: per preset, the mean final accuracy over its seeds (what
+    claims judge), its spread, the best accuracy (shown, never judged), the epochs trained, the epochs of the
+    preset's recipe and the seeds."""
+    runs = {preset: {"final_acc": record["final_acc_mean"], "final_acc_std": record["final_acc_std"],
+                     "best_acc": record["best_acc_mean"], "epochs": record["epochs"],
+                     "recipe_epochs": presets.resolve(preset, {}).epochs, "seeds": record["seeds"]}
+            for preset, record in records.items()}
+    return {"real_data": all(record.get("dataset") == fashion_mnist.NAME for record in records.values()),
+            "runs": runs}
+
+
+def save(record: dict, folder, name: str, command: str, environment: dict) -> Path:
+    """Write `folder/<name>.json`: the record with the command that made it, its provenance and the machine's
+    load average at the end (was it quiet?)."""
+    path = Path(folder) / f"{name}.json"
+    payload = {"command": command, "environment": environment, "load_average_at_end": os.getloadavg(), **record}
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+    return path
+
+
+def load(path) -> dict:
+    """A saved record; a one-line error naming the command that makes it when it is missing."""
+    from .errors import UsageError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{path} is missing or unreadable: make it with scripts/book.sh --edition cpu") from None
+
+
+def describe(saved: dict) -> str:
+    """Where a record came from, in one paragraph: the command, commit, date, device and how busy the machine
+    was; or that the runs were made just now and not saved."""
+    environment = saved.get("environment")
+    if not environment:
+        return "These runs were made by this execution of the chapter (not saved as a record)."
+    from . import provenance
+
+    load = saved.get("load_average_at_end")
+    busy = f"; load average {load[0]:.1f} at the end" if load else ""
+    return (f"Made by `{saved['command']}` at commit {provenance.short_commit(environment)}"
+            f" on "
+            f"{str(environment.get('start_utc', '?'))[:16]}, "
+            f"{environment.get('device', '?')} ({environment.get('cpu', '?')}){busy}.")
