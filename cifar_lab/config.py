@@ -310,6 +310,10 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise UsageError(f"{key} must be at least 1, got {value}")
     if config.dist.local_sgd_warmup_steps < 0 or not config.dist.timeout_s > 0:
         raise UsageError("dist.local_sgd_warmup_steps must be 0 or more and dist.timeout_s above 0")
+    if config.precision == "fp16" and config.dist.strategy == "local_sgd":
+        raise UsageError("precision=fp16 cannot train with dist.strategy=local_sgd: GradScaler skips the step of a "
+                         "rank whose gradients overflowed, and the ranks' parameter averages fall out of step; "
+                         "use precision=bf16 or fp32, or dist.strategy=ddp")
     if config.distill.enabled or config.distill.teacher:
         _validate_distill(config)
     return config

@@ -30,6 +30,7 @@ import datetime
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -154,6 +155,20 @@ def any_rank(flag: bool, device) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+CHECKS_PER_EPOCH = 10  # several processes: how often per epoch a condition inside it is agreed on
+
+
+def stop_inside_epoch(flag: bool, batch_index: int, batches: int, device) -> bool:
+    """Whether to stop inside an epoch on a condition each rank judges for itself (its clock against the time
+    budget). One process: at once, no collective. Several: only at `CHECKS_PER_EPOCH` batch indices that
+    every rank shares, where `any_rank` makes one decision for all; between them the ranks run on without a
+    collective or a host sync."""
+    if not active() or world_size() == 1:
+        return flag
+    every = max(1, math.ceil(batches / CHECKS_PER_EPOCH))
+    return (batch_index + 1) % every == 0 and any_rank(flag, device)
 
 
 def max_over_ranks(value: float, device) -> float:

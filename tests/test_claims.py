@@ -282,3 +282,21 @@ def test_the_report_shows_sanity_checks_apart_from_verdicts_and_the_not_judged_t
     assert all(len(line.split(" | ")) == 3 and line.split(" | ")[2].strip(" |") for line in rows)
     record = json.loads((tmp_path / "record.json").read_text())
     assert [m["title"] for m in record["measurements"]][1].startswith("Sanity checks")
+
+
+def test_the_record_of_several_seeds_is_what_accuracy_claims_read():
+    from cifar_lab import seeds
+    from cifar_lab.errors import UsageError
+
+    summaries = [{"final_acc": acc, "best_acc": acc + 0.01, "epochs": epochs, "train_seconds": 10.0 * (i + 1),
+                  "device": GPU, "dataset": "cifar10", "compile": False}
+                 for i, (acc, epochs) in enumerate([(0.93, 200), (0.94, 200), (0.95, 199)])]
+    record = seeds.record(summaries, [0, 1, 2])
+    assert record["final_acc"] == pytest.approx(0.94) and record["final_acc_std"] == pytest.approx(0.01)
+    assert record["best_acc"] == pytest.approx(0.95) and record["epochs"] == 199 and record["seeds"] == [0, 1, 2]
+    assert record["train_seconds"] == pytest.approx(20.0) and record["device"] == GPU and "compile" not in record
+    accuracy = reproduce.CLAIMS["02"][0]
+    verdict = reproduce.judge(accuracy, {"smoke": False, "runs": {"cifar10-resnet18": record}}, {})["verdict"]
+    assert verdict == "not comparable: 199 of 200 epochs"  # one seed stopped short: the recipe did not run
+    with pytest.raises(UsageError, match="distinct"):
+        seeds.train_seeds(None, [1, 1], "unused")

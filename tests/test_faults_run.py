@@ -17,6 +17,7 @@ from cifar_lab import presets, provenance
 from cifar_lab.cli import main
 from cifar_lab.data import synthetic
 from cifar_lab.engine import checkpoint, train
+from cifar_lab.errors import TrainingDiverged
 
 SMALL = ["dataset=synthetic", "train_subset=320", "test_subset=100", "progress=false", "device=cpu"]
 
@@ -133,7 +134,7 @@ def test_a_finite_blow_up_of_the_loss_stops_the_run_as_diverged(tmp_path, data_r
     code = main(["train", "--preset", "cifar10-simplecnn", "--set", *SMALL, f"data_root={data_root}",
                  "optimizer=adamw", "lr=1e4", "epochs=3", "--out", str(out)])
     line = one_line(capsys.readouterr().err)
-    assert code == 2 and "diverged in epoch 1" in line and "above" in line
+    assert code == TrainingDiverged.exit_code and "diverged in epoch 1" in line and "above" in line
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop_reason"] == "diverged" and summary["diverged_epoch"] == 1
     assert float(summary["diverged_loss"]) > summary["divergence_bound"]

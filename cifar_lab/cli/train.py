@@ -37,6 +37,8 @@ def register(sub) -> None:
     launch.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="c10d rendezvous address (multi-node)")
     launch.add_argument("--max-restarts", type=int, default=0, metavar="K",
                         help="restart the group up to K times after a failure; it resumes from OUT/last.pt")
+    launch.add_argument("--force", action="store_true",
+                        help="start more CPU processes than this machine has cores (refused otherwise)")
     parser.set_defaults(func=run)
 
 
@@ -83,16 +85,20 @@ def run(args) -> int:
             raise UsageError("--show-config prints the config without training; leave out --nproc-per-node")
         options = {name: getattr(args, name) for name in LAUNCH_OPTIONS}
         distributed.launch_arguments(own_command(args), **options)  # bad launch options: one line, nothing run
+        device = "auto"  # a resumed run's own device setting is read by its ranks
         if not (args.resume or args.resume_from):
             if not args.preset:
                 raise UsageError(f"--preset is required; choose one of: {', '.join(presets.names())}")
-            validate(presets.resolve(args.preset, parse_assignments(args.set)))
+            device = validate(presets.resolve(args.preset, parse_assignments(args.set))).device
             if not args.out:
                 raise UsageError("--out DIR is required: the folder for config.json, metrics.csv, checkpoints")
             if (Path(args.out) / "last.pt").exists():
                 check_unlocked(args.out, "cifar-lab run")  # a run still writing there: name it
                 raise UsageError(f"{args.out} already holds a run; continue it with --resume or choose another "
                                  f"--out")
+        from ..engine.runtime import resolve_device
+
+        distributed.check_process_count(args.nproc_per_node, resolve_device(device).type, args.force)
         status = distributed.launch(own_command(args), **options)
         if status and status != 2:  # 2: a rank already printed the one-line usage error
             print(f"cifar-lab train: error: the {args.nproc_per_node}-process run failed (exit status {status}); "

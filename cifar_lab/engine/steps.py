@@ -10,6 +10,10 @@ exactly at the end of training whatever the activation rate (a count predicted f
 early or late as the controller settles). A step never reads a value back to the host in the hot path: losses and counts
 accumulate in device tensors that the loop reads once per epoch (and every `log_every` batches for the
 progress bar).
+
+Under local SGD (`dist.strategy=local_sgd`) the ranks' models drift apart between periodic averages; the
+end of an epoch averages them once more (`distributed.average_model`), so that the epoch is evaluated, and
+its checkpoint saved, as one model, the same on every rank.
 """
 from __future__ import annotations
 
@@ -82,6 +86,8 @@ class DenseStep(TrainStep):
         self.world = distributed.world_size()
         self.comm = None                # a distributed.CommCounter when the model is wrapped in DDP
         self.unsynced = False           # the last backward ran under DDP's no_sync
+        # local SGD's ranks hold models of their own between averages: one average more ends every epoch
+        self.average_at_epoch_end = self.world > 1 and config.dist.strategy == "local_sgd"
         self.start_epoch(0)
 
     def autocast(self):
@@ -162,6 +168,8 @@ class DenseStep(TrainStep):
         if self.micro_batches:  # the epoch's last, partial group of accumulated gradients
             self.apply_gradients()
         self.follow_schedule()  # also when the epoch's last batches took no optimizer step (packed AST)
+        if self.average_at_epoch_end:
+            distributed.average_model(getattr(self.model, "module", self.model), self.comm)
         loss_sum, correct, trained = float(self.loss_sum), float(self.correct), self.samples_trained
         if self.world > 1:  # the epoch's figures over all ranks' samples
             totals = torch.tensor([loss_sum, correct, float(trained)], dtype=torch.float64, device=self.device)

@@ -135,7 +135,8 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
     if distributed.init(device, config.dist.timeout_s) or distributed.active():
         distributed.check_same_config(config.to_dict())
     rank, world = distributed.rank(), distributed.world_size()
-    precision = resolve_precision(config.precision, device)
+    precision = distributed.precision_for_strategy(resolve_precision(config.precision, device),
+                                                   config.dist.strategy)
     seed_everything(config.seed)
     set_deterministic(config.deterministic)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -277,12 +278,14 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         step.train_batch(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
         if config.progress and (batch_index + 1) % config.log_every == 0:
             bar.set_postfix(step.running())
-        if config.time_budget_s and distributed.any_rank(
-                run.trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s, device):
+        if config.time_budget_s and distributed.stop_inside_epoch(
+                run.trained_seconds + time.perf_counter() - epoch_start >= config.time_budget_s, batch_index,
+                len(run.data.train_loader), device):
             break  # the budget ends inside the epoch: evaluate what was trained and stop
     row = {"epoch": epoch + 1, **step.end_epoch()}
     sync(device)
-    row["epoch_seconds"] = time.perf_counter() - epoch_start
+    # The slowest rank's seconds: every rank then counts the same training time against the budget.
+    row["epoch_seconds"] = distributed.max_over_ranks(time.perf_counter() - epoch_start, device)
     run.trained_seconds += row["epoch_seconds"]
     # Each rank evaluates its share with the plain model (DDP's forward would expect every rank to take as
     # many batches); the sums are all-reduced.
@@ -336,6 +339,7 @@ def summarize(run: Run, stop_reason: str) -> dict:
         "channels_last": config.channels_last,
         "compile": config.compile, "resolution": data.resolution,
         "train_samples": data.info.get("train_samples"), "test_samples": data.info.get("test_samples"),
+        "data_source": data.info.get("source"),   # where the images were read from
     }
     if history and "test_superclass_acc" in history[-1]:
         summary["final_superclass_acc"] = history[-1]["test_superclass_acc"]
@@ -421,7 +425,8 @@ def _train(config, out, resume, on_epoch_end, resume_from) -> RunResult:
             run.since_best += 1
         if run.config.progress and run.writes:
             tqdm.write(_epoch_line(row, run.config.epochs))
-        stop_reason = _stop_reason(run.config, epoch + 1, row["test_acc"], run.since_best, run.trained_seconds)
+        stop_reason = distributed.agree_on_stop(
+            _stop_reason(run.config, epoch + 1, row["test_acc"], run.since_best, run.trained_seconds))
         if out is not None and run.writes:
             # Checkpoints first: metrics.csv never lists an epoch whose checkpoint failed to be written.
             if run.config.save_checkpoints:
