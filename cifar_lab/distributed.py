@@ -104,7 +104,8 @@ def die_with_launcher() -> None:
 
     pr_set_pdeathsig = 1  # <linux/prctl.h>
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+    arguments = [ctypes.c_ulong(value) for value in (int(signal.SIGKILL), 0, 0, 0)]
+    if libc.prctl(ctypes.c_int(pr_set_pdeathsig), *arguments) != 0:
         return
     launcher = os.environ.get(LAUNCHER_PID)
     if launcher and os.getppid() != int(launcher):
@@ -403,17 +404,19 @@ def check_rendezvous_endpoint(endpoint: str, wait_s: float = STORE_ANSWER_S) -> 
             pass
     except OSError:
         return  # nobody listening (yet), or the host is not reachable: torchrun's own timeouts apply
-    answered = threading.Event()
+    finished, answered = threading.Event(), []
 
     def ask() -> None:
         try:
             dist.TCPStore(host, port, is_master=False, timeout=datetime.timedelta(seconds=wait_s))
-            answered.set()
-        except Exception:  # answered, but not as a store: refused below as well
+            answered.append(True)
+        except Exception:  # it answered, but not as a store would
             pass
+        finished.set()
 
     threading.Thread(target=ask, daemon=True).start()  # a silent peer blocks this thread, not the launcher
-    if not answered.wait(wait_s):
+    finished.wait(wait_s)
+    if not answered:
         raise UsageError(f"--rdzv-endpoint {endpoint}: another program holds port {port} on {host} (it accepted a "
                          f"connection but did not answer as a PyTorch rendezvous store within {wait_s:g} s); "
                          f"choose a free port")
@@ -447,7 +450,7 @@ def launch(command: list[str], **options) -> int:
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    from torch.distributed.elastic.rendezvous.api import RendezvousError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError, RendezvousTimeoutError
 
     args = launch_arguments(command, **options)
     if options.get("rdzv_endpoint"):
@@ -462,9 +465,12 @@ def launch(command: list[str], **options) -> int:
         return 2 if 2 in codes else (codes[0] if codes and codes[0] > 0 else 1)
     except RendezvousError as exc:
         where = options.get("rdzv_endpoint") or "this machine"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"the rendezvous at {where} failed: {reason} (every node must start within "
-                         f"{RENDEZVOUS_TIMEOUT_S} s with the same --rdzv-endpoint and --nnodes)") from None
+        if isinstance(exc, RendezvousTimeoutError):
+            reason = f"not every node joined within {RENDEZVOUS_TIMEOUT_S} s"
+        else:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"the rendezvous at {where} failed: {reason}; start every node within "
+                         f"{RENDEZVOUS_TIMEOUT_S} s of the first, with the same --rdzv-endpoint and --nnodes") from None
     finally:
         os.environ.pop(LAUNCHER_PID, None)
     return 0

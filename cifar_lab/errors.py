@@ -20,6 +20,7 @@ class DataError(UsageError):
 
 
 class TrainingDiverged(UsageError):
-    """The training loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+    """The training loss became NaN, infinite, or far above chance (`engine.trainer.divergence_bound`); the run
+    stopped and kept its last good checkpoint."""
 
     exit_code = 1

@@ -396,3 +396,25 @@ def mistakes_grid(examples: Sequence[dict], per_row: int = 4, title: str = "") -
     if title:
         fig.suptitle(title)
     return fig
+
+
+def lr_range_test(result: dict, title: str = "") -> plt.Figure:
+    """Smith's learning-rate range test (`cifar_lab.lr_finder.range_test`): the smoothed training loss against
+    the learning rate on a log axis, with the steepest descent and the config's own learning rate marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(result["lr"], result["loss"], color="tab:blue")
+    ax.axvline(result["steepest_lr"], color="tab:green", linestyle="--",
+               label=f"steepest descent: {result['steepest_lr']:.2g}")
+    ax.axvline(result["config_lr"], color="tab:red", linestyle=":",
+               label=f"the preset's lr: {result['config_lr']:.2g}")
+    finite = [v for v in result["loss"] if np.isfinite(v)]
+    if finite:  # the divergence at the end would squash the interesting part of the curve
+        ax.set_ylim(min(finite) * 0.95, min(max(finite), 2.5 * min(finite)))
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss (smoothed)",
+           title=title or f"LR range test: {result['model']} on {result['dataset']}, {result['optimizer']}, "
+                          f"{result['batches']} batches of {result['batch_size']}")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

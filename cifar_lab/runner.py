@@ -302,7 +302,8 @@ def command_line(notebook, out_dir, parameters: dict[str, Any]) -> str:
 # A sweep runs one notebook once per point of a grid, each point into its own folder OUT/<point name>, and
 # tabulates every point's parameters, status and scalar metrics in OUT/results.csv. Points run in parallel
 # worker processes (`jobs`), each pinned to one GPU when `gpus` are given, or as Slurm jobs through submitit.
-# A finished point leaves a done marker; a later sweep with `resume` skips it.
+# A finished point leaves a done marker; a later sweep with `resume` skips it while the code is the same
+# (`same_code`).
 
 DONE_MARKER = ".done"
 RESULTS_CSV = "results.csv"
@@ -533,10 +534,11 @@ def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[
     """Run `notebook` once per point into `out_dir/<point name>` and write `out_dir/results.csv`.
 
     Failed points are recorded (status "failed" and the error line), never raised: the other points go on.
-    With `resume`, a point whose folder holds metrics.json and a done marker for the same notebook and
-    parameters is not run again. `jobs` worker processes run points side by side; with `gpus`, worker k sees
-    only GPU gpus[k % len(gpus)] (CUDA_VISIBLE_DEVICES), so each point trains on one GPU. `on_point(result)`
-    is called as each point finishes (or is found done).
+    With `resume`, a point whose folder holds metrics.json and a done marker for the same notebook, parameters
+    and code (`same_code`) is not run again. `jobs` worker processes run points side by side, each with its
+    share of the CPU cores as thread count; with `gpus`, worker k sees only GPU gpus[k % len(gpus)]
+    (CUDA_VISIBLE_DEVICES), so each point trains on one GPU. `on_point(result)` is called as each point
+    finishes (or is found done).
     """
     from tqdm import tqdm  # plain: tqdm.auto wants ipywidgets inside notebooks
 

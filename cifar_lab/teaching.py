@@ -77,7 +77,11 @@ def train_dense(config) -> tuple[nn.Module, list[float]]:
 
 
 def train_ast(config) -> tuple[nn.Module, list[float]]:
-    """Train `config` with AST's gate (hard threshold, packed); return the model and the accuracy per epoch."""
+    """Train `config` with AST's gate (hard threshold, packed); return the model and the accuracy per epoch.
+
+    The packed samples are trained on once the target says a full batch should have gathered (one read of the
+    buffer's size per training step, as in `SparseStep`). The engine also drains a buffer about to overflow,
+    which at targets of 1/16 and above never happens before that; below, the two may train at other moments."""
     run = plain_setup(config)
     model, optimizer, scheduler, ast = run.model, run.optimizer, run.scheduler, config.ast
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -103,7 +107,7 @@ def train_ast(config) -> tuple[nn.Module, list[float]]:
             train_on(images[start:start + full], labels[start:start + full], batches_done)
             start += full
         kept_images, kept_labels = [images[start:]], [labels[start:]]
-        expected = float(len(labels) - start)
+        expected = float(len(kept_labels[0]))                          # what is left: counted, not estimated
 
     for epoch in range(config.epochs):
         run.data.train_loader.set_epoch(epoch)
@@ -131,3 +135,9 @@ def train_ast(config) -> tuple[nn.Module, list[float]]:
             scheduler.step()
         accuracies.append(evaluate(model, run.data.test_loader, config.num_classes, run.device)["top1"])
     return model, accuracies
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models hold exactly the same parameters and buffers (bit for bit)."""
+    left, right = a.state_dict(), b.state_dict()
+    return left.keys() == right.keys() and all(torch.equal(left[key], right[key]) for key in left)

@@ -154,7 +154,8 @@ def test_the_examples_of_the_resnet18_chapter():
     assert reproduce.judge(accuracy, run(0.94, smoke=True), on_gpu)["verdict"] == reproduce.NOT_AT_SCALE
     synthetic = run(0.94)
     synthetic["runs"]["cifar10-resnet18"]["dataset"] = "synthetic"  # smoke=False on the synthetic set
-    assert reproduce.judge(accuracy, synthetic, on_gpu)["verdict"] == "not comparable: trained on synthetic, not cifar10"
+    assert reproduce.judge(accuracy, synthetic, on_gpu)["verdict"] == \
+        "not comparable: trained on synthetic, not cifar10"
     assert reproduce.judge(accuracy, {**run(0.94), "train_subset": 5000}, on_gpu)["verdict"] == reproduce.NOT_AT_SCALE
 
     weights = claims["weights file (float32 state_dict)"]

@@ -163,6 +163,7 @@ def test_bad_launch_options_are_one_line_errors_that_write_nothing(tmp_path, opt
 @pytest.mark.parametrize("options, message", [
     (dict(nproc_per_node=2, nnodes="2"), "--nnodes 2 needs --rdzv-endpoint"),
     (dict(nproc_per_node=2, max_restarts=-1), "--max-restarts must be 0 or more"),
+    (dict(nproc_per_node=2, nnodes="2", rdzv_endpoint="node0"), "expected HOST:PORT"),
 ])
 def test_launch_options_are_checked_before_anything_starts(options, message):
     from cifar_lab import distributed
@@ -181,4 +182,5 @@ def test_torchrun_arguments_for_one_machine_and_for_several():
     many = distributed.launch_arguments(["train"], nproc_per_node=8, nnodes="2", node_rank=1,
                                         rdzv_endpoint="node0:29400")
     assert {"--rdzv-backend=c10d", "--rdzv-endpoint=node0:29400", "--node-rank=1", "--nnodes=2"} <= set(many)
+    assert "--rdzv-conf=join_timeout=60" in many  # nodes that never join end the launch after 60 s
     assert "--standalone" not in many

@@ -2,8 +2,9 @@
 
 The test starts this file under torchrun (`python -m torch.distributed.run --nproc-per-node 2 THIS_FILE OUT`);
 each rank runs `worker`, records what it saw in OUT/rank_R.json, and the tests compare the ranks' records:
-sharding without duplicates or gaps, evaluation equal to one process's, files written by rank 0 only, local
-SGD's periodic averaging and its byte count, and the one-line errors of disagreeing ranks.
+sharding without duplicates or gaps, the ranks' evaluation of their averaged models equal to one process's
+evaluation of that average, files written by rank 0 only, local SGD's periodic averaging and its byte count,
+and the one-line errors of disagreeing ranks.
 """
 from __future__ import annotations
 
@@ -45,24 +46,38 @@ def _sharding(rank: int, world: int) -> dict:
 
 
 def _evaluation(rank: int, world: int) -> dict:
+    """Every rank starts from a model of its own (as local SGD's ranks hold between averages), averages it with
+    the others', and evaluates its share; one process evaluates that average on the whole split."""
     import torch
 
     from cifar_lab import distributed, models
     from cifar_lab.data.loader import DeviceLoader
     from cifar_lab.engine.evaluate import evaluate
 
-    torch.manual_seed(0)
-    model = models.build("simple_cnn", num_classes=10)
+    def built(seed: int):
+        torch.manual_seed(seed)
+        return models.build("simple_cnn", num_classes=10)
+
+    states = [built(r).state_dict() for r in range(world)]
+    average = built(0)
+    average.load_state_dict({k: sum(state[k] for state in states) / world for k in states[0]})
+    model = built(rank)
+    own = [float(sum(p.double().sum() for p in model.parameters()))]
+    distributed.average_model(model)
+    torch.manual_seed(100)
     images = torch.randint(0, 256, (37, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (37,))
     common = dict(device="cpu", mean=(0.5,) * 3, std=(0.5,) * 3, train=False)
-    whole = evaluate(model, DeviceLoader(images, labels, 8, **common), 10, "cpu")
+    whole = evaluate(average, DeviceLoader(images, labels, 8, **common), 10, "cpu")
     shard = DeviceLoader(images, labels, 8, **common).sharded(rank, world, seed=0)
     parts = evaluate(model, shard, 10, "cpu", reduce=distributed.all_reduce_sum)
+
     def plain(result):
         return {k: (v.tolist() if torch.is_tensor(v) else v) for k, v in result.items()}
 
-    return {"whole": plain(whole), "parts": plain(parts)}
+    return {"whole": plain(whole), "parts": plain(parts), "own_models": distributed.gather(own),
+            "averaged_equal": all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                     average.state_dict().values()))}
 
 
 def _outputs(rank: int, root: Path) -> None:
@@ -102,6 +117,22 @@ def _local_sgd(rank: int, world: int) -> dict:
     return record
 
 
+def _budget_checks(rank: int) -> dict:
+    """How often an epoch of 40 batches agrees on its time budget, and what it decides when only rank 1's
+    clock has run out."""
+    import torch.distributed as dist
+
+    from cifar_lab import distributed
+
+    calls, real = [], dist.all_reduce
+    dist.all_reduce = lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs)
+    try:
+        stops = [distributed.stop_inside_epoch(rank == 1, index, 40, "cpu") for index in range(40)]
+    finally:
+        dist.all_reduce = real
+    return {"collectives": len(calls), "first_stop": stops.index(True) if True in stops else None}
+
+
 def _errors(rank: int) -> dict:
     from cifar_lab import distributed
     from cifar_lab.errors import UsageError
@@ -125,7 +156,7 @@ def worker(out: Path) -> None:
     distributed.init(__import__("torch").device("cpu"), 60)
     rank, world = distributed.rank(), distributed.world_size()
     record = {"sharding": _sharding(rank, world), "evaluation": _evaluation(rank, world),
-              "local_sgd": _local_sgd(rank, world), "errors": _errors(rank)}
+              "local_sgd": _local_sgd(rank, world), "errors": _errors(rank), "budget": _budget_checks(rank)}
     _outputs(rank, out)  # joins and leaves no group of its own: the group exists already
     (out / f"rank_{rank}.json").write_text(json.dumps(record))
     dist.barrier()
@@ -161,9 +192,12 @@ def test_torchvision_route_shards_through_distributed_sampler(records):
     assert sorted(ranks[0]["sharding"]["reference_test"] + ranks[1]["sharding"]["reference_test"]) == list(range(103))
 
 
-def test_evaluation_over_ranks_equals_one_process(records):
+def test_evaluation_over_ranks_of_different_models_equals_one_process_evaluating_their_average(records):
     _, ranks = records
+    own = ranks[0]["evaluation"]["own_models"]
+    assert own[0] != own[1]  # the ranks began with different models
     for record in ranks:
+        assert record["evaluation"]["averaged_equal"]
         whole, parts = record["evaluation"]["whole"], record["evaluation"]["parts"]
         for key in ("top1", "top5", "per_class", "confusion", "samples"):
             assert parts[key] == whole[key], key
@@ -186,6 +220,13 @@ def test_local_sgd_averages_every_period_and_sends_fewer_bytes(records):
     assert local["bytes"] == 2 * local["param_bytes"]            # two averages, no gradient all-reduce
     assert ddp["bytes"] == 4 * ddp["param_bytes"]                # one gradient all-reduce per step
     assert local["bytes"] < ddp["bytes"]
+
+
+def test_a_stop_inside_an_epoch_is_agreed_at_a_few_shared_batches_not_per_batch(records):
+    _, ranks = records
+    for record in ranks:
+        assert record["budget"]["collectives"] == 10         # CHECKS_PER_EPOCH, not one per batch (40)
+        assert record["budget"]["first_stop"] == 3           # batch 4: the first shared check; rank 0 stops too
 
 
 def test_ranks_that_disagree_fail_with_one_line_naming_the_rank(records):

@@ -217,3 +217,16 @@ def test_an_unreadable_cifar_batch_is_a_permission_problem_not_corruption(tmp_pa
     assert "chmod" in line and "corrupt" not in line and "delete" not in line
     assert batch.exists() and not (tmp_path / "run").exists()
     batch.chmod(0o644)
+
+
+# --- several processes ---------------------------------------------------------------------------------------
+
+def test_a_two_process_run_records_its_world_size_and_frees_its_folder(tmp_path, data_root):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "cifar_lab", "train", "--nproc-per-node", "2", "--preset",
+                           "cifar10-simplecnn", "--set", *SMALL, f"data_root={data_root}", "epochs=1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = provenance.read(out)
+    assert record["world_size"] == 2 and record["sessions"][0]["world_size"] == 2
+    assert not (out / ".lock").exists()

@@ -177,8 +177,6 @@ def sweep_notebook(folder: Path) -> Path:
 def test_a_killed_sweep_worker_fails_its_point_only_and_workers_share_the_cores(tmp_path):
     import pandas as pd
 
-    from cifar_lab.runner import threads_per_worker
-
     notebook, out = sweep_notebook(tmp_path), tmp_path / "S"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-m", "cifar_lab", "sweep", str(notebook), "--grid", "steps=1,2,3,4",
@@ -193,7 +191,7 @@ def test_a_killed_sweep_worker_fails_its_point_only_and_workers_share_the_cores(
     ok = table.drop(index=2)
     assert set(ok["status"]) == {"ok"}
     # Two workers side by side on this machine's cores: each kernel got its share, at least one thread.
-    assert set(ok["omp"]) == {threads_per_worker(2)} and threads_per_worker(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert set(ok["omp"]) == {max(1, len(os.sched_getaffinity(0)) // 2)}
     assert "4 points: 3 ran, 0 already done (skipped), 1 failed" in done.stdout
 
 

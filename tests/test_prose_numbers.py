@@ -87,3 +87,22 @@ def test_the_introduction_walks_through_every_chapter():
     for topic in ("CIFAR-10", "Adaptive Sparse Training", "CIFAR-100", "ImageNet-100", "ImageNet-1k",
                   "Scaling out", "Inference"):
         assert topic in path, topic
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_number_formatted_in_the_text_is_stored_as_a_plain_number(path):
+    """`{glue:text}`key:.1f`` formats the stored text/plain value, which must then read as a number (a numpy
+    scalar is stored as "np.float64(...)", which the book build rejects)."""
+    import json
+
+    formatted = set(re.findall(r"\{glue(?::text)?\}`([^`:]+):", prose(path)))
+    twin = path.with_suffix(".ipynb")
+    stored = {}
+    for cell in json.loads(twin.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("application/papermill.record/text/plain")
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if text is not None and name:
+                stored[name] = text
+    for key in formatted & set(stored):
+        float(stored[key])  # raises on "np.float64(...)"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import UsageError
+from ..measure import spread
 
 
 def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s: float = 600) -> dict:
@@ -51,10 +51,6 @@ def _img_s(result: dict) -> float:
     return int(last["samples_trained"]) / float(last["epoch_seconds"])
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
-
-
 def run(nproc: int = 2, preset: str = "cifar10-simplecnn", train_size: int = 2000, batch_size: int = 64,
         epochs: int = 2, repeats: int = 3, local_sgd_period: int = 4, data_root: str = "data",
         out_root: Optional[str] = None, device: str = "cpu") -> dict:
@@ -74,8 +70,8 @@ def run(nproc: int = 2, preset: str = "cifar10-simplecnn", train_size: int = 200
             results[world].append(launch_train(root / f"ddp_{world}_{repeat}", world, preset, common))
     local = launch_train(root / f"local_sgd_{nproc}", nproc, preset,
                          common + ["dist.strategy=local_sgd", f"dist.local_sgd_period={local_sgd_period}"])
-    one = _spread([_img_s(r) for r in results[1]])
-    many = _spread([_img_s(r) for r in results[nproc]])
+    one_runs, many_runs = [_img_s(r) for r in results[1]], [_img_s(r) for r in results[nproc]]
+    one, many = {**spread(one_runs), "runs": one_runs}, {**spread(many_runs), "runs": many_runs}
     ddp_last = results[nproc][-1]["rows"][-1]
     local_last = local["rows"][-1]
     return {

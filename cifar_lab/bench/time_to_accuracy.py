@@ -206,3 +206,49 @@ def _line(item: dict) -> str:
     state = "reached" if item["reached"] else "did not reach"
     return (f"  {state} the target after {item['epochs']} epochs in {item['seconds']:.1f} s "
             f"(training {item['train_seconds']:.1f} s, {item['precision']}); test accuracy by epoch {item['curve']}")
+
+
+def page_record(result: dict, command: str, commit: str, date: str, software: str, notes: list[str]) -> dict:
+    """The result as a record for the book's reproduction page (format: `cifar_lab.records`)."""
+    cpu = result["cpu"]
+    flags = ", ".join(name for name, present in (cpu["flags"] or {}).items() if present) or "not read"
+
+    def seconds(path: dict) -> str:
+        s = path["seconds"]
+        return "not reached" if s is None else f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
+
+    def epochs(path: dict) -> str:
+        e = path["epochs"]
+        return "-" if e is None else f"{e['median']:g} ({e['min']}-{e['max']})"
+
+    rows = [[words, seconds(result[name]), epochs(result[name]), result[name]["reached"],
+             ", ".join(str(run["curve"]) for run in result[name]["runs"])]
+            for name, words in (("ours", "ours: engine.train (" + result["ours"]["runs"][0]["precision"]
+                                 + ", channels_last, device-resident loader)"),
+                                ("reference", "plain loop (fp32, torchvision DataLoader, "
+                                 f"{result['reference_workers']} workers)"))]
+    ratio = result["ratio"]
+    ratio_text = (f"{ratio['median']:.2f}x (runs {ratio['min']:.2f}-{ratio['max']:.2f}x)" if ratio
+                  else "none: no repeat where both reached the target")
+    load = (f"load average (1 min) {result['load_average_before'][0]:.2f} before, "
+            f"{result['load_average_after'][0]:.2f} after: {'quiet' if result['quiet'] else 'not quiet'}")
+    return {
+        "title": f"Time to {result['target_acc']:.0%} test accuracy on Fashion-MNIST: the engine against a plain "
+                 f"PyTorch loop ({result['preset']}, CPU)",
+        "provenance": {"commit": commit, "date": date,
+                       "device": f"CPU only: {cpu['cores']}-core {cpu['cpu']}, {cpu['torch_threads']} torch threads",
+                       "machine": f"torch CPU capability {cpu['cpu_capability']}, native bf16 {cpu['cpu_bf16']}; "
+                                  f"flags: {flags}",
+                       "software": software, "conditions": load},
+        "notes": notes,
+        "measurements": [{
+            "title": f"bench time-to-accuracy: {result['model']} to test accuracy {result['target_acc']:g}, "
+                     f"{result['repeats']} repeats alternating (reference first)",
+            "description": f"wall-clock seconds to the first epoch whose test accuracy reaches the target, "
+                           f"median (min-max), each clock including its own data loading and per-epoch "
+                           f"evaluation; epochs needed; ratio reference / ours {ratio_text}",
+            "command": command,
+            "table": {"columns": ["path", "seconds", "epochs", "reached", "test accuracy by epoch, per repeat"],
+                      "rows": rows},
+        }],
+    }

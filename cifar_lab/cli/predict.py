@@ -1,7 +1,8 @@
 """`cifar-lab predict`: the top-5 classes of each image according to a trained checkpoint.
 
-A missing or unreadable image gets a one-line error naming it; the other images are still answered, and the
-command exits with status 2 at the end if any image failed.
+A missing, unreadable or oversized image (more than `inference.MAX_PIXELS` pixels, such as a decompression bomb:
+refused from its header, before it is decoded) gets a one-line error naming it; the other images, before and
+after it, are still answered, and the command exits with status 2 at the end if any image failed.
 """
 from __future__ import annotations
 

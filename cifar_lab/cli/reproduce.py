@@ -2,8 +2,8 @@
 provenance into DIR/results.json and write DIR/results.md: each published claim with its source, the measured
 value and a verdict (holds, does not hold, not comparable and why, or not measured); the sanity checks, which
 hold by construction, apart from the verdicts; and the published figures that are not judged, with the reason
-for each. A failed chapter is recorded (its executed notebook kept) and the others run; the exit code is then 1. Running again
-skips the chapters already done at the same commit and scale.
+for each. A failed chapter is recorded (its executed notebook kept) and the others run; the exit code is then
+1. Running again skips the chapters already done at the same commit and scale.
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Execute a notebook once per point of a grid (every combination of the --grid values), each point into its own
 folder DIR/<point name>, with --jobs points side by side. DIR/results.csv lists every point: its parameters,
 status (ok or failed), the error line of a failed point and the scalar values of its metrics.json. A failed
-point does not stop the others (exit code 1 at the end). Running the same sweep again skips the points already
-finished with the same parameters.
+point, even one whose worker process was killed, does not stop the others (exit code 1 at the end). Each of the
+--jobs workers gets an equal share of the CPU cores as its thread count (OMP_NUM_THREADS, unless set). Running
+the same sweep again skips the points already finished with the same parameters and the same code: the same
+commit and the same uncommitted changes.
 """
 from __future__ import annotations
 

@@ -32,8 +32,8 @@ def resolve(name: str, sets: list[tuple[str, str]] | dict | None = None, ast: bo
 
 
 def describe() -> dict[str, str]:
-    """One line per preset, generated from its resolved values."""
-    return {name: summary_line(resolve(name)) for name in names()}
+    """One line per preset, generated from its resolved values, and the published figure it is held to."""
+    return {name: summary_line(resolve(name)) + fmnist.published_note(name) for name in names()}
 
 
 def summary_line(config: TrainConfig) -> str:

@@ -53,28 +53,43 @@ PRESETS = {
 
 README = "the Fashion-MNIST README's benchmark table (Xiao, Rasul, Vollgraf 2017; results not tested by its authors)"
 
-# preset -> the published figure it is held to: test accuracy (a fraction), where it comes from, what differs,
-# and the recipe length the figure took (epochs; optimizer steps where the source counts steps).
+# preset -> the published figure it is held to: test accuracy (a fraction), the row of the table in a few
+# words (`cifar-lab train --list` shows it), the full source, what differs, and the recipe length the figure
+# took (epochs; optimizer steps where the source counts steps).
 PUBLISHED = {
     "fmnist-simplecnn": dict(
-        test_acc=0.926, source=f"{README}: '3 Conv+pooling+2 FC+dropout', no preprocessing",
+        test_acc=0.926, row="README: 3 Conv+pooling+2 FC+dropout",
+        source=f"{README}: '3 Conv+pooling+2 FC+dropout', no preprocessing",
         differs="another network of the same shape; this preset adds crop and flip", epochs=None),
     "fmnist-resnet18": dict(
-        test_acc=0.949, source=f"{README}: 'ResNet18' (Kyriakos Efthymiadis)",
+        test_acc=0.949, row="README: ResNet18", source=f"{README}: 'ResNet18' (Kyriakos Efthymiadis)",
         differs="the submission also flips vertically, translates and rotates", epochs=None),
     "fmnist-tf-convnet": dict(
-        test_acc=0.916, source=f"{README}: '2 Conv+pooling', TensorFlow's tutorial (benchmark/convnet.py)",
+        test_acc=0.916, row="README: 2 Conv+pooling, TensorFlow's tutorial, 200,000 steps",
+        source=f"{README}: '2 Conv+pooling', TensorFlow's tutorial (benchmark/convnet.py)",
         differs="none intended: the same network, data and recipe, in PyTorch",
         epochs=TF_CONVNET_EPOCHS, steps=TF_CONVNET_STEPS),
     "fmnist-mlp": dict(
-        test_acc=0.8833, source=f"{README}: 'MLP 256-128-100', no preprocessing (heitorrapela)",
+        test_acc=0.8833, row="README: MLP 256-128-100",
+        source=f"{README}: 'MLP 256-128-100', no preprocessing (heitorrapela)",
         differs="the submission's optimizer and epochs are not stated; AdamW 1e-3, 30 epochs here", epochs=None),
     "fmnist-simplecnn-ast": dict(
-        test_acc=0.926, source=f"{README}: '3 Conv+pooling+2 FC+dropout' (the dense recipe's figure); AST is "
-                               f"held to its dense twin, trained on the same data",
+        test_acc=0.926, row="README: 3 Conv+pooling+2 FC+dropout; and its dense twin",
+        source=f"{README}: '3 Conv+pooling+2 FC+dropout' (the dense recipe's figure); AST is "
+               f"held to its dense twin, trained on the same data",
         differs="AST trains on about 10 % of the samples per epoch", epochs=None),
     "fmnist-distill-simplecnn": dict(
-        test_acc=None, source="Hinton, Vinyals, Dean (2015), Distilling the Knowledge in a Neural Network: on "
-                              "MNIST the distilled small net made 74 test errors against 146 trained alone",
+        test_acc=None, row="Hinton et al. 2015: above the same student trained alone",
+        source="Hinton, Vinyals, Dean (2015), Distilling the Knowledge in a Neural Network: on "
+               "MNIST the distilled small net made 74 test errors against 146 trained alone",
         differs="held to the same student trained from scratch (fmnist-simplecnn), not to a figure", epochs=None),
 }
+
+
+def published_note(name: str) -> str:
+    """The published figure a preset is held to, in a few words ("" for presets without one here)."""
+    if name not in PUBLISHED:
+        return ""
+    entry = PUBLISHED[name]
+    figure = f"{entry['test_acc']:.3f} test accuracy, " if entry["test_acc"] is not None else ""
+    return f"; published: {figure}{entry['row']}"
