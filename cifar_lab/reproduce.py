@@ -1066,6 +1066,8 @@ def _needs_text(needs: tuple) -> str:
             words.append("full scale")
         elif isinstance(need, OnRealData):
             words.append("real data (any scale)")
+        elif isinstance(need, OnDataset):
+            words.append(f"on {need.name}")
         elif isinstance(need, OnGPU):
             words.append("measured on a GPU")
         elif isinstance(need, TrainedEpochs):

@@ -103,6 +103,25 @@ def test_missing_data_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatc
     assert list(empty.iterdir()) == []
 
 
+def test_a_failed_download_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv(fashion_mnist.DIR_VARIABLE, str(tmp_path / "no-debian-files"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "fmnist-simplecnn", "--set", f"data_root={empty}", "download=true",
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "the download failed" in err
+    assert not out.exists() and list(empty.iterdir()) == []
+
+
 def test_debian_folder_is_read_and_named_in_the_summary(idx_folder, tmp_path):
     from cifar_lab.engine import train
 

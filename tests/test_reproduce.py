@@ -50,6 +50,7 @@ def test_smoke_reproduction_of_two_chapters_judges_every_claim_and_a_second_run_
     checks = {c["check"]: c["result"] for c in results["chapters"]["01"]["checks"]}
     assert checks["10 classes"] == reproduce.CHECK_OK
     assert report.index("**Sanity checks**") < report.index("## 02") < report.index("**Verdicts**")
+    assert report.index("**Verdicts**") < report.rindex("**Sanity checks**")  # chapter 02's apart, after them
     assert report.count("| ") and len(reproduce.NOT_JUDGED) >= 25 and "## Not judged, and why" in report
 
     again = cifar_lab("reproduce", "--scale", "smoke", "--only", "01", "02", "--out", out)
@@ -61,7 +62,8 @@ def test_smoke_reproduction_of_two_chapters_judges_every_claim_and_a_second_run_
     assert rendered.returncode == 0, rendered.stderr[-3000:]
     record = records.read_record(out / "record.json")
     assert len(record["measurements"][0]["table"]["rows"]) == sum(len(reproduce.CLAIMS[c]) for c in ("01", "02"))
-    assert len(record["measurements"][1]["table"]["rows"]) == len(reproduce.SANITY_CHECKS["01"])
+    assert len(record["measurements"][1]["table"]["rows"]) == sum(len(reproduce.SANITY_CHECKS.get(c, []))
+                                                                   for c in ("01", "02"))
 
 
 @pytest.fixture
@@ -105,7 +107,10 @@ def test_cpu_scale_runs_chapters_without_cpu_parameters_as_smoke_and_says_so(tmp
 
 def test_the_book_chapters_and_their_cpu_parameters():
     chapters = reproduce.chapters()
-    assert [c.id for c in chapters] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
+    assert sorted(c.id for c in chapters) == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
+    toc = reproduce.toc_files()
+    assert [toc.index(f"notebooks/{c.notebook.stem}") for c in chapters] == sorted(
+        toc.index(f"notebooks/{c.notebook.stem}") for c in chapters)  # in the table of contents' order
     assert set(reproduce.CLAIMS) == {c.id for c in chapters}
     by_id = {c.id: c for c in chapters}
     for chapter_id, parameters in {**reproduce.CPU_PARAMETERS, **reproduce.FULL_PARAMETERS}.items():

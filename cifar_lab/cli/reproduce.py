@@ -91,7 +91,7 @@ def print_chapter(entry: dict, skipped: bool) -> None:
     counts = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(entry).items()) or "no claims"
     checks = [row["result"] for row in entry.get("checks", [])]
     if checks:
-        counts += f"; sanity checks: {checks.count('ok')} of {len(checks)} ok"
+        counts += "; sanity checks: " + ", ".join(f"{checks.count(r)} {r}" for r in dict.fromkeys(checks))
     status = entry["status"] if entry["status"] == "ok" else f"FAILED ({entry['error']})"
     when = "skipped: done at this commit and scale" if skipped else f"{entry['seconds']:.0f} s"
     print(f"{entry['chapter']:>4}  {status}  {when}  {counts}", flush=True)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 from pathlib import Path
 from typing import Optional
@@ -153,9 +154,14 @@ def read_torchvision(config, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One split through torchvision's `FashionMNIST` (downloading it, with its MD5 checks, if allowed)."""
     from torchvision.datasets import FashionMNIST
 
+    # A failed download leaves nothing behind: the folders it created are removed again.
+    created = next((path for path in (Path(config.data_root), Path(config.data_root) / "FashionMNIST")
+                    if not path.exists()), None)
     try:
         dataset = FashionMNIST(config.data_root, train=train, download=config.download)
     except (RuntimeError, OSError) as exc:  # no network, a refused connection, a checksum that does not match
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{missing_message(config.data_root)} (the download failed: {reason})") from None
     return dataset.data.clone(), dataset.targets.to(torch.int64)
