@@ -15,8 +15,9 @@ from .parsers import documented_parser
 EPILOG = """\
 scales:
   smoke  synthetic data, CPU-sized runs (what CI runs; minutes on a laptop)
-  cpu    synthetic CIFAR, longer runs where a chapter has parameters for them (others: as smoke);
-         Fashion-MNIST is real data, so its claims are judged at this scale
+  cpu    the real-data edition: each chapter's Fashion-MNIST experiment on the real dataset, saved
+         as its record under book/results/ (chapters without one run as smoke); Fashion-MNIST
+         is real data, so its claims are judged at this scale
   full   the presets' recipes on the real datasets, 3 seeds per judged accuracy: a GPU job (see the
          book's reproduction page)
 
