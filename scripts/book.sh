@@ -3,6 +3,7 @@
 #
 #   scripts/book.sh                    the committed edition (book/edition/, the real-data CPU edition): nothing
 #                                      is executed, so it takes about a minute once the environment exists
+#                                      (without a committed edition it says so and executes the smoke one)
 #   scripts/book.sh --edition smoke    execute every chapter in smoke mode (synthetic data, CPU-sized: what CI
 #                                      runs), then build from those executed notebooks
 #   scripts/book.sh --edition cpu      execute the real-data edition (Fashion-MNIST at CPU scale), keep it as
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --edition) edition="${2:-}"; shift 2 || { echo "book: --edition needs a value: smoke, cpu or full" >&2; exit 2; } ;;
     --edition=*) edition="${1#--edition=}"; shift ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "book: unknown argument '$1'; use --edition smoke|cpu|full, or no argument for the committed edition" >&2
        exit 2 ;;
   esac
@@ -35,6 +36,11 @@ echo "book: [1/3] environment ($venv; the first set-up installs about 6 GB and t
 cd "$repo"
 export PATH="$venv/bin:$PATH"   # the notebooks' kernel and jupyter-book come from the environment
 mkdir -p _build
+if [ "$edition" = committed ] && [ ! -f book/edition/results.json ]; then
+  echo "book:       no committed edition in book/edition/ yet: executing the smoke edition instead" \
+       "(scripts/book.sh --edition cpu makes the real-data one)"
+  edition=smoke
+fi
 if [ "$edition" = committed ]; then
   source_dir=book/edition
   echo "book: [2/3] the committed edition in $source_dir (nothing executed; re-execute it with --edition cpu)"
