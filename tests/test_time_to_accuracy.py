@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from cifar_lab import records
 from cifar_lab.bench import time_to_accuracy
 from cifar_lab.cli import main
 from cifar_lab.data import fashion_mnist
@@ -99,6 +100,10 @@ def test_cli_writes_the_record_and_rejects_bad_input(small_fmnist, tmp_path, cap
     record = json.loads(out.read_text())
     assert record["target_acc"] == 0.05 and record["preset"] == "fmnist-simplecnn"
     assert math.isfinite(record["ratio"]["median"])
+    page = time_to_accuracy.page_record(record, "cifar-lab bench time-to-accuracy", "abc1234", "2026-12-02 UTC",
+                                        "torch", ["a note"])
+    (tmp_path / "page.json").write_text(json.dumps(page))
+    assert records.read_record(tmp_path / "page.json")["measurements"][0]["table"]["rows"][0][3] == "1/1"
 
     code = main(["bench", "time-to-accuracy", "--target", "90"])
     err = capsys.readouterr().err.strip()
