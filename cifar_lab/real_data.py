@@ -12,40 +12,33 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import mistakes, presets
+from .seeds import train_seeds
 from .data import fashion_mnist
-from .engine import train
 from .io import atomic_write_text
 
 SUMMARY_NUMBERS = ("final_acc", "best_acc", "epochs", "train_seconds", "final_superclass_acc")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    values = [float(v) for v in values]
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
 
 
 def training_record(preset: str, seeds: Sequence[int], overrides: dict, out_dir, confusions: int = 6,
                     per_pair: int = 4) -> dict:
-    """Train `preset` with `overrides` for every seed into `out_dir/seed<N>`; the record of what they reached."""
-    out = Path(out_dir)
-    runs, first = [], None
-    for seed in seeds:
-        result = train(presets.resolve(preset, {**overrides, "seed": seed}), out / f"seed{seed}")
-        summary = result.summary
-        runs.append({"seed": seed, **{key: summary.get(key) for key in SUMMARY_NUMBERS},
-                     "history": [{key: row.get(key) for key in ("epoch", "train_loss", "train_acc", "test_loss",
-                                                                 "test_acc", "lr")} for row in result.history]})
-        first = first or result
+    """Train `preset` with `overrides` once per seed (`seeds.train_seeds`) into `out_dir`; the record of what
+    they reached."""
+    runs = train_seeds(presets.resolve(preset, overrides), seeds, out_dir)
+    judged, first = runs.record, runs.first
     record = {"preset": preset, "overrides": {k: v for k, v in overrides.items() if k != "data_root"},
-              "seeds": list(seeds), "dataset": first.summary.get("dataset"),
-              "data_source": first.data.info.get("source"), "runs": runs}
-    record.update(_spread(runs))
+              "seeds": judged["seeds"], "dataset": judged["dataset"], "data_source": first.data.info.get("source"),
+              "final_acc_mean": judged["final_acc"], "final_acc_std": judged["final_acc_std"],
+              "best_acc_mean": judged["best_acc"], "epochs": judged["epochs"],
+              "runs": [{"seed": seed, **{key: result.summary.get(key) for key in SUMMARY_NUMBERS},
+                        "history": [{key: row.get(key) for key in HISTORY_KEYS} for row in result.history]}
+                       for seed, result in zip(judged["seeds"], runs.results)]}
+    if "final_superclass_acc" in judged:
+        record["final_superclass_acc_mean"] = judged["final_superclass_acc"]
     evaluation = first.evaluation
     names = first.data.class_names
     pairs = mistakes.top_confusions(evaluation["confusion"], names, confusions)
@@ -59,16 +52,6 @@ def training_record(preset: str, seeds: Sequence[int], overrides: dict, out_dir,
         top_confusions=pairs.drop(columns=["true_id", "pred_id"]).to_dict(orient="records"),
         mistakes=mistakes.examples(test_images, labels, predicted, confidence, pairs, per_pair, crop=crop))
     return record
-
-
-def _spread(runs: list[dict]) -> dict:
-    found = {}
-    for key in ("final_acc", "best_acc", "final_superclass_acc"):
-        values = [run[key] for run in runs if run.get(key) is not None]
-        if values:
-            found[f"{key}_mean"], found[f"{key}_std"] = mean_std(values)
-    found["epochs"] = min(run["epochs"] for run in runs)
-    return found
 
 
 def train_presets(plan: dict[str, dict], out_dir, data_root: Optional[str] = None) -> dict:
