@@ -17,6 +17,7 @@ hardware, the commit and the date; `jupyter-book build STAGE` turns it into HTML
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -63,8 +64,7 @@ def note(results: dict) -> dict:
     edition = edition_of(results)
     entries = list(results["chapters"].values())
     environments = [entry.get("environment") or {} for entry in entries]
-    commits = sorted({provenance.short_commit(env) + (" (uncommitted changes)" if env.get("dirty") else "")
-                      for env in environments})
+    commits = sorted({provenance.short_commit(env) for env in environments})   # "+dirty": uncommitted changes
     hardware = sorted({", ".join(str(part) for part in (env.get("device"), env.get("cpu")) if part)
                        for env in environments} - {""})
     failed = sorted(entry["chapter"] for entry in entries if entry.get("status") != "ok")
@@ -134,6 +134,9 @@ def stage(edition_dir, stage_dir, root: Optional[Path] = None) -> Path:
         shutil.copytree(root / folder, stage_root / folder, ignore=shutil.ignore_patterns("edition"))
 
     by_notebook = {Path(entry["notebook"]).stem: entry for entry in results["chapters"].values()}
+    chapters = [Path(name).name for name in toc_files(root) if name.startswith("notebooks/")]
+    # Links between pages name the chapters' MyST sources; here the chapters are the executed .ipynb files.
+    relink = re.compile(r"\b(" + "|".join(map(re.escape, chapters)) + r")\.md\b") if chapters else None
     for name in toc_files(root):
         if name.startswith("notebooks/"):
             stem = Path(name).name
@@ -141,10 +144,11 @@ def stage(edition_dir, stage_dir, root: Optional[Path] = None) -> Path:
             if entry is None or not entry.get("executed_notebook"):
                 raise UsageError(f"the edition in {edition} has no executed {stem}; run the edition again")
             _stage_notebook(edition / entry["executed_notebook"], stage_root / f"{name}.ipynb",
-                            note_markdown(facts, entry))
+                            note_markdown(facts, entry), relink)
         else:
             page = stage_root / f"{name}.md"
-            page.write_text(_with_note(page.read_text(), note_markdown(facts)))
+            text = _with_note(page.read_text(), note_markdown(facts))
+            page.write_text(relink.sub(r"\1.ipynb", text) if relink else text)
     atomic_write_text(stage_root / "edition.json", json.dumps(facts, indent=2) + "\n")
     return stage_root
 
@@ -158,10 +162,14 @@ def _with_note(markdown: str, admonition: str) -> str:
     return admonition + "\n" + markdown
 
 
-def _stage_notebook(source: Path, target: Path, admonition: str) -> None:
+def _stage_notebook(source: Path, target: Path, admonition: str, relink: Optional[re.Pattern] = None) -> None:
     import nbformat
 
     notebook = nbformat.read(source, as_version=4)
+    if relink is not None:
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = relink.sub(r"\1.ipynb", cell.source)
     # papermill's "injected-parameters" cell says how the chapter was run; the note says it for the reader.
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):

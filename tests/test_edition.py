@@ -29,7 +29,7 @@ def make_run(run, scales=("cpu", "cpu"), failed=()):
     for (stem, chapter_id), scale in zip((("01_first", "01"), ("02_second", "02")), scales):
         folder = run / stem
         folder.mkdir(parents=True)
-        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {chapter_id}. Title\n\nText."),
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {chapter_id}. Title\n\nText, then [the next](02_second.md)."),
                                                    nbformat.v4.new_code_cell("1 + 1")])
         nbformat.write(notebook, folder / f"{stem}.ipynb")
         (folder / "metrics.json").write_text("{}")
@@ -59,7 +59,9 @@ def test_stage_adds_the_note_to_every_page_and_turns_execution_off(tmp_path):
         first = notebook.cells[0].source
         assert first.startswith("# ") and "Edition `cpu`" in first and "Fashion-MNIST" in first
         assert "Test CPU" in first and "2026-12-02" in first
-        assert first.index("About this edition") < first.index("Text.")   # right under the title
+        assert first.index("About this edition") < first.index("Text")   # right under the title
+        # the chapters are executed .ipynb files in the staged tree: links to their .md sources follow them
+        assert "[the next](02_second.ipynb)" in first
 
 
 def test_stage_refuses_mixed_scales_and_missing_chapters(tmp_path):
