@@ -97,7 +97,8 @@ def save(record: dict, folder, name: str, command: str, environment: dict) -> Pa
     load average at the end (was it quiet?)."""
     path = Path(folder) / f"{name}.json"
     payload = {"command": command, "environment": environment, "load_average_at_end": os.getloadavg(), **record}
-    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+    # Compact: the mistakes' pictures are thousands of small numbers.
+    atomic_write_text(path, json.dumps(payload, separators=(",", ":")) + "\n")
     return path
 
 
