@@ -21,6 +21,7 @@ import torch
 from . import presets
 from .engine import train
 from .io import atomic_write, atomic_write_text
+from .measure import compare_means
 
 VARIANTS = ("dense", "AST packed", "AST unpacked", "random subset", "dense, AST's time")
 NUMBERS = ("final_acc", "best_acc", "train_seconds", "optimizer_steps", "samples_trained", "activation_rate",
@@ -113,11 +114,8 @@ def answers(rows: pd.DataFrame) -> dict:
     table = spread_table(rows)
 
     def versus(ours: str, other: str) -> dict:
-        gap = table.loc[ours, "final_acc_mean"] - table.loc[other, "final_acc_mean"]
-        noise = float(max(table.loc[ours, "final_acc_std"], table.loc[other, "final_acc_std"]))
-        noise = 0.0 if noise != noise else noise  # one seed: no spread to compare with
-        verdict = "better" if gap > noise else "worse" if gap < -noise else "no clear difference"
-        return {"difference": float(gap), "spread": noise, "verdict": verdict}
+        return compare_means(table.loc[ours, "final_acc_mean"], table.loc[ours, "final_acc_std"],
+                             table.loc[other, "final_acc_mean"], table.loc[other, "final_acc_std"])
 
     seeds = int(table["seeds"].min())
     return {"seeds": seeds, "gate_vs_random": versus("AST packed", "random subset"),

@@ -83,6 +83,8 @@ class TrainConfig:
     normalization: str = "dataset"    # "dataset" statistics, "half" = (0.5, 0.5, 0.5), or "unit": pixels / 255 only
     input_size: int = 32              # images are resized to this after augmentation
     image_channels: int = 3           # channels the model is fed: 3, or 1 on grey data (fashion_mnist)
+    classes: str = ""                 # class ids kept in both splits ("5-9" or "5,6,7,8,9"), relabelled
+                                      # 0..k-1 in that order; "" = all
     train_subset: int = 0             # 0 = the whole split
     test_subset: int = 0
     synthetic_train_size: int = 5000
@@ -91,6 +93,8 @@ class TrainConfig:
     # model
     model: str = "resnet18_cifar"
     dropout: Optional[float] = None   # None: the model's own rate; 0..1: p of every Dropout layer
+    init_from: str = ""               # a run's best.pt/last.pt whose weights start the model, all but its
+                                      # classifier layer (fine-tuning); "{seed}" in it becomes the run's seed
     # optimisation
     epochs: int = 200
     batch_size: int = 128
@@ -316,7 +320,34 @@ def validate(config: TrainConfig) -> TrainConfig:
                          "use precision=bf16 or fp32, or dist.strategy=ddp")
     if config.distill.enabled or config.distill.teacher:
         _validate_distill(config)
+    if config.classes:
+        from .data.class_subset import class_ids
+
+        class_ids(config.dataset, config.classes)
+    if config.init_from:
+        _validate_init_from(config)
     return config
+
+
+def init_checkpoint(config: TrainConfig) -> str:
+    """The checkpoint `init_from` names for this run: "{seed}" replaced by the run's seed, so that runs over
+    several seeds can each start from the pretraining run of the same seed."""
+    return config.init_from.replace("{seed}", str(config.seed))
+
+
+def _validate_init_from(config: TrainConfig) -> None:
+    """The `init_from` field on its own; the checkpoint's contents (readable, same model) are checked when the
+    run loads it (`engine.checkpoint.initialise_from`)."""
+    from pathlib import Path
+
+    path = init_checkpoint(config)
+    if "{" in path or "}" in path:
+        raise UsageError(f"init_from={config.init_from}: the only placeholder it may hold is {{seed}}")
+    if not Path(path).is_file():
+        raise UsageError(f"init_from={path}: no such file; point it at the best.pt or last.pt of a finished run")
+    if config.pretrained != "none":
+        raise UsageError(f"init_from and pretrained={config.pretrained} both set the starting weights; set "
+                         f"pretrained=none or remove init_from")
 
 
 def _check_image_channels(config: TrainConfig, spec) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import sys
@@ -32,6 +33,7 @@ TOP_K = 5
 # CIFAR images are 32 px: show the upload enlarged with sharp pixels rather than as a thumbnail.
 PAGE_CSS = "#demo-image img { image-rendering: pixelated; min-width: 192px; min-height: 192px; object-fit: contain; }"
 CIFAR_LAYOUT = ("cifar10", "cifar100", "synthetic")
+FASHION_MNIST = "fashion_mnist"   # read from its IDX files (`data.fashion_mnist`), served as the model saw it
 INSTALL = "pip install -e .[demo]"
 MAX_UPLOAD = "25mb"  # Gradio's max_file_size syntax; a 40-megapixel JPEG photograph is about 15 MB
 
@@ -71,16 +73,19 @@ class Classifier:
 
     def _load_test_split(self, count: int, example_dir) -> None:
         """Superclasses and a few test images (saved as PNGs for `gr.Examples`), from the run's dataset when it
-        is on disk in the CIFAR layout; without it the demo still classifies uploads."""
-        if self.config.dataset not in CIFAR_LAYOUT:
+        is on disk (the CIFAR layout, or Fashion-MNIST's IDX files); without it the demo still classifies
+        uploads."""
+        if self.config.dataset not in CIFAR_LAYOUT + (FASHION_MNIST,):
             self.note = f"no examples: dataset {self.config.dataset} is not in the CIFAR layout"
             return
+        from .data import fashion_mnist
         from .data.cifar_bundle import load_cifar_splits
         from PIL import Image
 
         quiet = dataclasses.replace(self.config, download=False, progress=False)
+        load_splits = fashion_mnist.load_splits if self.config.dataset == FASHION_MNIST else load_cifar_splits
         try:
-            _, test = load_cifar_splits(quiet)
+            _, test = load_splits(quiet)
         except (UsageError, OSError) as exc:
             self.note = f"no examples and no superclasses: the test split cannot be read ({exc})"
             return
@@ -103,8 +108,13 @@ class Classifier:
                 break
         for index in picked:
             name = test.class_names[labels[index]]
-            path = folder / f"test_{index:05d}_{name}.png"
-            Image.fromarray(test.images[index].permute(1, 2, 0).numpy()).save(path)
+            # A class name may hold a path separator ("T-shirt/top"): the file name keeps letters and digits.
+            path = folder / f"test_{index:05d}_{re.sub(r'[^A-Za-z0-9]+', '-', name)}.png"
+            pixels = test.images[index]
+            # One grey plane (Fashion-MNIST: its channels are one plane repeated) is saved as a grey PNG.
+            grey = pixels.shape[0] == 1 or bool((pixels == pixels[:1]).all())
+            array = pixels[0].numpy() if grey else pixels.permute(1, 2, 0).contiguous().numpy()
+            Image.fromarray(array).save(path)
             self.examples.append((path, name))
 
     def classify(self, image) -> tuple[dict, Optional[dict]]:

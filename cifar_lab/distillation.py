@@ -3,6 +3,11 @@ and seeds, through the one training loop (`engine.train`).
 
 Knowledge distillation follows Hinton, Vinyals, Dean (2015), "Distilling the Knowledge in a Neural Network";
 the loss and the teacher's place in a training step are in `engine/distill_step.py`.
+
+`fashion_experiment` is the chapter's question on real data at CPU scale (Fashion-MNIST): a SimpleCNN teacher
+trained on all 60,000 training images teaches the same network trained on a few thousand of them, against
+that student trained from scratch on the same images, over seeds; and the teacher's int8 route is held to its
+fp32 model on the official test split.
 """
 from __future__ import annotations
 
@@ -11,10 +16,11 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from . import presets
+from . import presets, real_data
 from .config import apply_overrides, from_dict
 from .engine import checkpoint
 from .engine.trainer import train
+from .errors import UsageError
 
 PRESET = "cifar10-distill-mobilenetv3"
 # What the student takes over from the teacher's run, so both see the same data as the teacher did.
@@ -69,3 +75,73 @@ def compare_with_scratch(teacher_checkpoint, *, epochs: int, seeds: Iterable[int
                          "compute_vs_student": summary.get("compute_vs_student", 1.0),
                          "teacher_test_acc": teacher_acc})
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# The real-data experiment: entries of its record (`real_data` records, rendered by `real_data.summary_table`).
+TEACHER, DISTILLED, SCRATCH = "teacher", "distilled student", "student from scratch"
+FASHION_TEACHER_PRESET = "fmnist-simplecnn"
+FASHION_STUDENT_PRESET = "fmnist-distill-simplecnn"
+
+
+def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, student_train_subset: int,
+                       teacher_epochs: int, teacher_train_subset: int = 0, test_subset: int = 0,
+                       teacher_seed: int = 0, calibration_images: int = 256,
+                       data_root: Optional[str] = None) -> dict:
+    """Distillation on Fashion-MNIST, and what int8 costs a trained model.
+
+    1. The teacher: `fmnist-simplecnn` for `teacher_epochs` on `teacher_train_subset` training images (0: all
+       60,000), one seed, its checkpoints kept (`out_dir/teacher/best.pt`).
+    2. The students, at every seed of `seeds`, for `student_epochs` on `student_train_subset` images (the
+       subset is drawn by the seed, so both variants of a seed see the same images): `fmnist-distill-simplecnn`
+       taught by that checkpoint, and `fmnist-simplecnn` from the labels alone. Fewer images than the teacher
+       saw leave the teacher's soft targets something to add.
+    3. The teacher checkpoint's int8 route (ONNX Runtime static quantization, `calibration_images` training
+       images) against its eager fp32 model, through `bench.inference.run`: top-1 agreement and both
+       accuracies on the test split (`test_subset` images, 0: all 10,000).
+
+    Returns {"records": {TEACHER, DISTILLED, SCRATCH: `real_data` record}, "teacher": {...}, "int8": {...}},
+    what `real_data.save` keeps and chapter 9 renders."""
+    from .bench import inference as inference_bench  # ONNX Runtime is loaded only when the experiment runs
+
+    seeds = [int(seed) for seed in seeds]
+    if min(student_epochs, teacher_epochs) < 1:
+        raise UsageError(f"student_epochs and teacher_epochs must be at least 1 (got {student_epochs} and "
+                         f"{teacher_epochs})")
+    if student_train_subset < 1:
+        raise UsageError(f"student_train_subset={student_train_subset}: the students need a training subset "
+                         f"(e.g. 5000 images), smaller than the teacher's, for the teacher to have something "
+                         f"to add")
+    out = Path(out_dir)
+    teacher_plan = {TEACHER: {"preset": FASHION_TEACHER_PRESET, "seeds": [teacher_seed], "overrides": {
+        "epochs": teacher_epochs, "train_subset": teacher_train_subset, "test_subset": test_subset,
+        "save_checkpoints": True}}}
+    records = real_data.train_presets(teacher_plan, out, data_root)["records"]
+    teacher_checkpoint = out / TEACHER / "best.pt"   # one seed: the run folder is the entry's own
+    student = {"epochs": student_epochs, "train_subset": student_train_subset, "test_subset": test_subset}
+    student_plan = {
+        DISTILLED: {"preset": FASHION_STUDENT_PRESET, "seeds": seeds,
+                    "overrides": {**student, "distill.teacher": str(teacher_checkpoint)}},
+        SCRATCH: {"preset": FASHION_TEACHER_PRESET, "seeds": seeds, "overrides": student},
+    }
+    records.update(real_data.train_presets(student_plan, out, data_root)["records"])
+    # The record names the teacher inside the experiment's folder, not by this machine's path.
+    records[DISTILLED]["overrides"]["distill.teacher"] = f"{TEACHER}/best.pt"
+    # Only the agreement and the accuracies are kept: one timed run per route measures no latency.
+    bench = inference_bench.run(teacher_checkpoint, routes=["eager", "int8"], repeats=1, runs=1, warmup=0,
+                                batch_runs=1, calibration_images=calibration_images, device="cpu",
+                                data_root=data_root, work_dir=out / "int8", progress=False)
+    if "int8" not in bench["routes"]:
+        raise UsageError(f"the int8 route cannot run here: {bench['skipped'].get('int8')}")
+    fp32, int8 = bench["routes"]["eager"], bench["routes"]["int8"]
+    # The checkpoint is the best epoch's, so its accuracy is measured here rather than read from the run.
+    best_epoch = checkpoint.load(teacher_checkpoint).get("epoch", -1) + 1
+    teacher = {"checkpoint": "best.pt", "checkpoint_epoch": best_epoch, "epochs": records[TEACHER]["epochs"],
+               "test_acc": fp32["top1"]}
+    int8_record = {"agreement": int8["agreement"], "fp32_top1": fp32["top1"], "int8_top1": int8["top1"],
+                   "max_abs_diff": int8["max_abs_diff"], "fp32_size_mb": fp32["size_mb"],
+                   "int8_size_mb": int8["size_mb"], "eval_images": bench["eval_images"],
+                   "calibration_images": bench["calibration_images"], "route": int8["detail"]}
+    return {"records": records, "teacher": teacher, "int8": int8_record,
+            "sizes": {"seeds": seeds, "student_epochs": student_epochs,
+                      "student_train_subset": student_train_subset, "teacher_epochs": teacher_epochs,
+                      "teacher_train_subset": teacher_train_subset, "test_subset": test_subset}}

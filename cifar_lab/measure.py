@@ -48,6 +48,17 @@ def spread(values) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def compare_means(mean: float, std: float, other_mean: float, other_std: float) -> dict:
+    """Is one mean over seeds above another? The difference counts only when it exceeds the seeds' spread
+    (the larger of the two standard deviations; with one seed there is no spread and every difference counts).
+    {"difference", "spread", "verdict": "better" | "worse" | "no clear difference"}."""
+    gap = float(mean) - float(other_mean)
+    noise = float(max(std, other_std))
+    noise = 0.0 if noise != noise else noise  # NaN: one seed, no spread to compare with
+    verdict = "better" if gap > noise else "worse" if gap < -noise else "no clear difference"
+    return {"difference": gap, "spread": noise, "verdict": verdict}
+
+
 def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, repeats: int = 3) -> dict:
     """Alternate the two paths `repeats` times and keep the medians of images per second."""
     ours_runs, ref_runs = [], []

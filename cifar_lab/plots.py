@@ -377,6 +377,36 @@ def curves_over_seeds(runs: Sequence[dict], title: str = "") -> plt.Figure:
     return fig
 
 
+def curves_by_entry(records: dict, title: str = "") -> plt.Figure:
+    """Several entries' learning curves on one pair of axes (train loss, test accuracy): one colour per entry
+    of `records` ({name: a `cifar_lab.real_data` record}), a thin line per seed and the mean over seeds in bold,
+    with a marker per epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, record) in enumerate(records.items()):
+        colour = colours[index % len(colours)]
+        frames = [history_frame(run["history"]) for run in record["runs"]]
+        for frame in frames:
+            axes[0].plot(frame["epoch"], frame["train_loss"], color=colour, alpha=0.3, lw=1)
+            axes[1].plot(frame["epoch"], 100 * frame["test_acc"], color=colour, alpha=0.3, lw=1)
+        common = min(len(frame) for frame in frames)
+        mean = pd.concat([frame.iloc[:common][["epoch", "train_loss", "test_acc"]] for frame in frames]) \
+            .groupby("epoch").mean().reset_index()
+        label = f"{name} (mean of {len(frames)} seeds)"
+        axes[0].plot(mean["epoch"], mean["train_loss"], color=colour, lw=2.5, marker="o", label=label)
+        axes[1].plot(mean["epoch"], 100 * mean["test_acc"], color=colour, lw=2.5, marker="o", label=label)
+    axes[0].set(title="train loss", xlabel="epoch")
+    axes[1].set(title="test top-1 accuracy (%)", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def mistakes_grid(examples: Sequence[dict], per_row: int = 4, title: str = "") -> plt.Figure:
     """The test images of the most common mistakes (`cifar_lab.mistakes.examples`), one confusion per row:
     each tile says what the image is and what the model called it, with its confidence."""

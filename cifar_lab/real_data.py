@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,6 +20,7 @@ from . import mistakes, presets
 from .seeds import train_seeds
 from .data import fashion_mnist
 from .io import atomic_write_text
+from .measure import compare_means
 
 SUMMARY_NUMBERS = ("final_acc", "best_acc", "epochs", "train_seconds", "final_superclass_acc")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -55,24 +57,28 @@ def training_record(preset: str, seeds: Sequence[int], overrides: dict, out_dir,
 
 
 def train_presets(plan: dict[str, dict], out_dir, data_root: Optional[str] = None) -> dict:
-    """`training_record` for every preset of `plan` ({preset: {"seeds": [...], "overrides": {...}}}) into
-    `out_dir/<preset>`; {"records": {preset: record}}, what `save` keeps and a chapter renders."""
+    """`training_record` for every entry of `plan` into `out_dir/<name>`; {"records": {name: record}}, what
+    `save` keeps and a chapter renders. An entry is {"seeds": [...], "overrides": {...}} and trains the preset
+    of its name, or names its preset with "preset" (variants of one preset: {"label smoothing 0.1":
+    {"preset": "fmnist-simplecnn", "overrides": {"label_smoothing": 0.1}, "seeds": [0, 1, 2]}})."""
     common = {"progress": False, "save_checkpoints": False, **({"data_root": data_root} if data_root else {})}
-    return {"records": {preset: training_record(preset, step["seeds"], {**common, **step.get("overrides", {})},
-                                                Path(out_dir) / preset)
-                        for preset, step in plan.items()}}
+    return {"records": {name: training_record(step.get("preset", name), step["seeds"],
+                                              {**common, **step.get("overrides", {})},
+                                              Path(out_dir) / name.replace(" ", "_"))
+                        for name, step in plan.items()}}
 
 
 def summary_table(records: dict) -> "pd.DataFrame":
-    """One row per preset: final test accuracy (mean ± std over seeds), the best epoch's (shown, never
-    judged), epochs trained of the preset's recipe, and the seeds."""
+    """One row per entry: final test accuracy (mean ± std over seeds; no spread with one seed), the best
+    epoch's (shown, never judged), epochs trained of the preset's recipe, and the seeds."""
     import pandas as pd
 
     rows = {}
-    for preset, record in records.items():
-        recipe = presets.resolve(preset, {}).epochs
-        rows[preset] = {
-            "final test accuracy": f"{record['final_acc_mean']:.4f} ± {record['final_acc_std']:.4f}",
+    for name, record in records.items():
+        recipe = presets.resolve(record["preset"], {}).epochs
+        spread = f" ± {record['final_acc_std']:.4f}" if len(record["seeds"]) > 1 else " (1 seed)"
+        rows[name] = {
+            "final test accuracy": f"{record['final_acc_mean']:.4f}{spread}",
             "best epoch's accuracy": f"{record['best_acc_mean']:.4f}",
             "epochs (of the recipe's)": f"{record['epochs']} of {recipe:,}",
             "seeds": len(record["seeds"]),
@@ -80,14 +86,38 @@ def summary_table(records: dict) -> "pd.DataFrame":
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def versus(records: dict, ours: str, other: str, key: str = "final_acc") -> dict:
+    """Entry `ours` against entry `other` on `key` ("final_acc" or "final_superclass_acc"), mean over seeds:
+    the difference, the seeds' spread and the verdict of `measure.compare_means`, with a sentence that says
+    it in words."""
+    def mean_std(name: str) -> tuple[float, float]:
+        record = records[name]
+        if key == "final_acc":
+            return record["final_acc_mean"], record["final_acc_std"]
+        values = [run[key] for run in record["runs"]]
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    (mean, std), (other_mean, other_std) = mean_std(ours), mean_std(other)
+    found = compare_means(mean, std, other_mean, other_std)
+    counts = sorted({len(records[ours]["seeds"]), len(records[other]["seeds"])})
+    basis = " and ".join(str(count) for count in counts) + (" seeds" if counts != [1] else " seed")
+    label = "superclass accuracy" if key == "final_superclass_acc" else "test accuracy"
+    verdict = {"better": f"{ours} is better than {other}.", "worse": f"{ours} is worse than {other}.",
+               "no clear difference": "no clear difference: the gap is within the spread of the seeds."}
+    found["sentence"] = (f"{ours} {mean:.4f} against {other} {other_mean:.4f} (final {label}, mean over "
+                         f"{basis}): difference {found['difference']:+.4f}, spread {found['spread']:.4f}; "
+                         f"{verdict[found['verdict']]}")
+    return found
+
+
 def runs_metrics(records: dict) -> dict:
-    """The `fmnist` entry of a chapter's metrics.json: per preset, the mean final accuracy over its seeds (what
+    """The `fmnist` entry of a chapter's metrics.json: per entry, the mean final accuracy over its seeds (what
     claims judge), its spread, the best accuracy (shown, never judged), the epochs trained, the epochs of the
     preset's recipe and the seeds."""
-    runs = {preset: {"final_acc": record["final_acc_mean"], "final_acc_std": record["final_acc_std"],
-                     "best_acc": record["best_acc_mean"], "epochs": record["epochs"],
-                     "recipe_epochs": presets.resolve(preset, {}).epochs, "seeds": record["seeds"]}
-            for preset, record in records.items()}
+    runs = {name: {"final_acc": record["final_acc_mean"], "final_acc_std": record["final_acc_std"],
+                   "best_acc": record["best_acc_mean"], "epochs": record["epochs"],
+                   "recipe_epochs": presets.resolve(record["preset"], {}).epochs, "seeds": record["seeds"]}
+            for name, record in records.items()}
     return {"real_data": all(record.get("dataset") == fashion_mnist.NAME for record in records.values()),
             "runs": runs}
 

@@ -44,10 +44,15 @@ def train_seeds(config, seeds, out_dir) -> SeedRuns:
     seeds = [int(seed) for seed in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError(f"seeds must be distinct integers, at least one (got {seeds}); e.g. seeds=[0, 1, 2]")
-    out = Path(out_dir)
-    folders = [out] if len(seeds) == 1 else [out / f"seed{seed}" for seed in seeds]
+    folders = [seed_folder(out_dir, seed, seeds) for seed in seeds]
     results = [train(replace(config, seed=seed), folder) for seed, folder in zip(seeds, folders)]
     return SeedRuns(results, record([result.summary for result in results], seeds))
+
+
+def seed_folder(out_dir, seed, seeds) -> Path:
+    """Where `train_seeds` puts the run of `seed` among `seeds`: `out_dir/seed<N>`, or `out_dir` for one seed
+    (`seed` may be a placeholder such as "{seed}", for a path filled in per run)."""
+    return Path(out_dir) if len(list(seeds)) == 1 else Path(out_dir) / f"seed{seed}"
 
 
 def record(summaries: list[dict], seeds: list[int]) -> dict:

@@ -13,6 +13,10 @@ The byte counts come from the tensors actually handed to all-reduce: DDP's gradi
 communication hook) and, for local SGD, the warm-up steps' buckets plus the flat parameter tensor of every
 periodic average (PyTorch's `PeriodicModelAverager`). Lin et al. 2020 ("Don't use large mini-batches, use
 local SGD") motivate the second strategy.
+
+`same_global_batch` asks the other question of several processes, on real data: does training on N processes
+with a batch of B/N each reach the accuracy of one process with batch B? It trains both over seeds, alternating,
+and returns records in the shape `cifar_lab.real_data` keeps (learning curves and every seed's final accuracy).
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from typing import Optional
 
 from ..errors import UsageError
 from ..measure import spread
+from ..real_data import HISTORY_KEYS, SUMMARY_NUMBERS
+from ..seeds import record as seeds_record
 
 
 def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s: float = 600) -> dict:
@@ -44,6 +50,82 @@ def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s:
     with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     return {"rows": rows, "summary": json.loads((out / "summary.json").read_text())}
+
+
+def _history(rows: list[dict]) -> list[dict]:
+    """metrics.csv rows (text) as the per-epoch numbers a real-data record keeps."""
+    def number(value):
+        return None if value in (None, "") else float(value)
+
+    return [{key: int(row["epoch"]) if key == "epoch" else number(row.get(key)) for key in HISTORY_KEYS}
+            for row in rows]
+
+
+def _processes_record(preset: str, overrides: dict, processes: int, batch: int, seeds: list[int],
+                      runs: list[dict]) -> dict:
+    """The runs of one process count over seeds, in the shape of a `cifar_lab.real_data` record (so that
+    `real_data.versus`, `real_data.summary_table` and `plots.curves_by_entry` read it)."""
+    summaries = [run["summary"] for run in runs]
+    judged = seeds_record(summaries, seeds)
+    return {
+        "preset": preset, "overrides": overrides, "processes": processes, "batch_per_process": batch,
+        "seeds": judged["seeds"], "dataset": judged["dataset"], "data_source": summaries[0].get("data_source"),
+        "device": judged["device"], "train_images": summaries[0].get("train_samples"),
+        "final_acc_mean": judged["final_acc"], "final_acc_std": judged["final_acc_std"],
+        "best_acc_mean": judged["best_acc"], "epochs": judged["epochs"],
+        "train_seconds_mean": judged.get("train_seconds"),
+        "runs": [{"seed": seed, **{key: summary.get(key) for key in SUMMARY_NUMBERS},
+                  "history": _history(run["rows"])} for seed, summary, run in zip(seeds, summaries, runs)],
+    }
+
+
+def same_global_batch(seeds, nproc: int = 2, preset: str = "fmnist-simplecnn", global_batch: int = 128,
+                      overrides: Optional[dict] = None, out_root=None, timeout_s: float = 1800) -> dict:
+    """One process with batch `global_batch` against `nproc` DDP processes with `global_batch / nproc` each,
+    once per seed of `seeds`, alternating; every run a real `cifar-lab train` (`launch_train`).
+
+    Both see the same samples in the same global batches: the loaders shard one permutation per (seed, epoch)
+    over the ranks, and the learning rate stays the preset's (the global batch does not change). What differs is
+    the random streams of augmentation and dropout (one per rank) and the all-reduced sum of the gradients.
+    Returns {"records": {label: record}} (labels `processes_label(1)` and `processes_label(nproc)`), records
+    shaped as `cifar_lab.real_data` keeps them, plus what ran: `nproc`, `global_batch`, `threads_per_process`.
+    """
+    seeds = [int(seed) for seed in seeds]
+    overrides = dict(overrides or {})
+    if nproc < 2:
+        raise UsageError(f"nproc must be at least 2 to compare with one process, got {nproc}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"seeds must be distinct integers, at least one (got {seeds}); e.g. seeds=[0, 1, 2]")
+    if global_batch < nproc or global_batch % nproc:
+        raise UsageError(f"global_batch {global_batch} does not split evenly over {nproc} processes: "
+                         f"give a multiple of {nproc}")
+    fixed = {"seed", "batch_size"} & set(overrides)
+    if fixed:
+        raise UsageError(f"overrides may not set {', '.join(sorted(fixed))}: the comparison sets them "
+                         f"(seeds=..., global_batch=...)")
+    common = {"progress": False, "save_checkpoints": False, **overrides}
+    root = Path(out_root) if out_root else Path(tempfile.mkdtemp(prefix="same-batch-"))
+    root.mkdir(parents=True, exist_ok=True)
+    worlds = (1, nproc)
+    runs: dict[int, list[dict]] = {world: [] for world in worlds}
+    for seed in seeds:
+        for world in worlds:  # alternate, so drifting machine load falls on both alike
+            sets = [f"{key}={value}" for key, value in common.items()]
+            sets += [f"seed={seed}", f"batch_size={global_batch // world}"]
+            runs[world].append(launch_train(root / f"nproc{world}_seed{seed}", world, preset, sets, timeout_s))
+    shown = {key: value for key, value in overrides.items() if key != "data_root"}
+    return {
+        "records": {processes_label(world): _processes_record(preset, shown, world, global_batch // world, seeds,
+                                                              runs[world]) for world in worlds},
+        "nproc": nproc, "global_batch": global_batch, "preset": preset,
+        # launch_train's setting: one thread per process unless OMP_NUM_THREADS says otherwise
+        "threads_per_process": int(os.environ.get("OMP_NUM_THREADS", "1")),
+    }
+
+
+def processes_label(world: int) -> str:
+    """The name of a process count's entry in `same_global_batch`'s records."""
+    return f"training on {world} process{'es' if world > 1 else ''}"
 
 
 def _img_s(result: dict) -> float:

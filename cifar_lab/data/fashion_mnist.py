@@ -24,7 +24,8 @@ Any other `input_size` pads to 32 and lets the loader resize, as it does for CIF
 Normalisation: `normalization=dataset` uses the mean and standard deviation of the training split as the
 model sees it (padding included); `unit` only scales pixels to [0, 1], as the TensorFlow tutorial's input
 pipeline does; `half` maps them to [-1, 1]. The test split is always the official 10,000 images;
-`train_subset` and `test_subset` cut both as they do for CIFAR.
+`train_subset` and `test_subset` cut both as they do for CIFAR. `classes` (e.g. "5-9") keeps the images of
+those classes in both splits, relabelled 0..k-1, before the subsets are cut (`keep_classes`).
 
 Augmentation: the loader's policies. `crop_flip` (pad-4 random crop and a horizontal flip) is label-
 preserving for clothing - a shirt mirrored left to right is still a shirt - while a vertical flip is not (an
@@ -47,6 +48,7 @@ import torch
 
 from ..errors import DataError, UsageError
 from .bundle import DataBundle
+from .class_subset import class_ids
 from .cifar import CifarSplit
 from .loader import DeviceLoader
 
@@ -186,7 +188,31 @@ def load_splits(config) -> tuple[CifarSplit, CifarSplit]:
                            extra={"coarse_of_fine": coarse_map(), **info})
         splits.append(split)
     train, test = splits
+    if config.classes:
+        kept = class_ids(config.dataset, config.classes)
+        train, test = keep_classes(train, kept), keep_classes(test, kept)
     return train.subset(config.train_subset, seed=config.seed), test.subset(config.test_subset, seed=config.seed)
+
+
+def keep_classes(split: CifarSplit, kept: list[int]) -> CifarSplit:
+    """The images of the classes `kept` (ascending ids), labelled 0..k-1 in that order (what a k-class head
+    predicts). The superclass map follows: the superclasses of the kept classes, renumbered 0..m-1 in order, so
+    that the superclass accuracy still counts a sandal taken for a sneaker as right; the superclasses no kept
+    class belongs to are dropped."""
+    kept_tensor = torch.tensor(kept, dtype=torch.long)
+    relabel = torch.full((len(split.class_names),), -1, dtype=torch.long)
+    relabel[kept_tensor] = torch.arange(len(kept))
+    index = torch.nonzero(relabel[split.labels] >= 0).flatten()
+    coarse_of_kept = split.coarse_of_fine[kept_tensor]
+    coarse_ids = sorted(set(coarse_of_kept.tolist()))
+    renumber = torch.full((int(coarse_of_kept.max()) + 1,), -1, dtype=torch.long)
+    renumber[torch.tensor(coarse_ids)] = torch.arange(len(coarse_ids))
+    coarse_of_fine = renumber[coarse_of_kept]
+    labels = relabel[split.labels[index]]
+    extra = {**split.extra, "coarse_of_fine": coarse_of_fine, "kept_classes": list(kept)}
+    return CifarSplit(split.images[index], labels, [split.class_names[i] for i in kept],
+                      coarse_labels=coarse_of_fine[labels], coarse_names=[split.coarse_names[i] for i in coarse_ids],
+                      source=split.source, extra=extra)
 
 
 def coarse_map() -> torch.Tensor:
@@ -243,11 +269,13 @@ def fashion_mnist_bundle(config, device, generator) -> DataBundle:
         test_loader = DeviceLoader(test.images, test.labels, config.eval_batch_size, train=False, **common)
     stored = int(train.images.shape[-1])
     return DataBundle(
-        train_loader=train_loader, test_loader=test_loader, num_classes=len(CLASS_NAMES),
-        class_names=list(CLASS_NAMES), mean=mean, std=std, resolution=resolution, source_size=stored,
-        coarse_of_fine=train.coarse_of_fine, coarse_names=list(COARSE_NAMES), train_split=train, test_split=test,
+        train_loader=train_loader, test_loader=test_loader, num_classes=len(train.class_names),
+        class_names=list(train.class_names), mean=mean, std=std, resolution=resolution, source_size=stored,
+        coarse_of_fine=train.coarse_of_fine, coarse_names=list(train.coarse_names), train_split=train,
+        test_split=test,
         info={"source": train.source, "route": train.extra["route"], "package": train.extra["package"],
               "train_samples": len(train), "test_samples": len(test),
+              **({"kept_classes": train.extra["kept_classes"]} if config.classes else {}),
               "layout": f"{config.image_channels}x{stored}x{stored}" + ("" if stored == SIDE else
                                                                           " (28x28 padded by 2 with zeros)")},
     )

@@ -101,3 +101,53 @@ def input_record(state: dict) -> dict:
     resolution = (config.image_size or spec.input_size) if jpeg else config.input_size
     return {"resolution": resolution, "eval_resize": (config.eval_resize or spec.eval_resize) if jpeg else 0,
             "source_size": 0 if jpeg else 32, "mean": list(state["mean"]), "std": list(state["std"])}
+
+
+def classifier_layer(model: torch.nn.Module) -> str:
+    """The name of the model's final classifier layer: the last `Linear` or `Conv2d` in registration order,
+    which is the layer that maps features to class scores in every model of `models.MODELS` (a ResNet's `fc`,
+    SimpleCNN's `classifier.4`, a MobileNet's `classifier.3`, SqueezeNet's final 1x1 convolution)."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            last = name
+    if last is None:
+        raise UsageError(f"{type(model).__name__} has no Linear or Conv2d layer to serve as its classifier")
+    return last
+
+
+def initialise_from(model: torch.nn.Module, path, model_name: str, class_names: list[str]) -> dict:
+    """Fine-tuning's start: copy the weights of the checkpoint `path` (read weights-only by `load`) into
+    `model`, every layer except the final classifier layer (`classifier_layer`), which keeps its fresh
+    initialisation. What was copied and what was left: {"copied": [keys], "fresh": [keys], "head": name}.
+
+    The classifier layer is left fresh even when its shape fits (5 classes to 5 other classes): its row i
+    scores the checkpoint's class i, and a sandal is not a T-shirt, so carrying the rows over would start the
+    new task from a confident wrong answer instead of from no answer. Only a checkpoint of the very same
+    classes, in the same order, keeps it (continuing a run on the same label set). Every other layer must be
+    there with the same shape: a checkpoint of another architecture is a one-line UsageError, and a missing
+    or corrupt file is `load`'s.
+    """
+    state = load(path)
+    trained = state["config"].get("model")
+    if trained != model_name:
+        raise UsageError(f"init_from={path} holds a {trained} model, not {model_name}; fine-tune from a "
+                         f"checkpoint of the same architecture or set model={trained}")
+    weights = strip_compile_prefix(state["model"])
+    own = model.state_dict()
+    head = classifier_layer(model)
+    head_keys = {key for key in own if key.startswith(head + ".")}
+    same_classes = list(state.get("class_names") or []) == list(class_names)
+    unfit = sorted(key for key in own if key not in head_keys and
+                   (key not in weights or weights[key].shape != own[key].shape))
+    if unfit:
+        raise UsageError(f"init_from={path}: its {trained} weights do not fit this model ({unfit[0]} "
+                         f"{'is missing' if unfit[0] not in weights else 'has another shape'}); it was trained "
+                         f"with another input size or channels: use the same ones")
+    keep_head = same_classes and all(key in weights and weights[key].shape == own[key].shape for key in head_keys)
+    copied = [key for key in own if key not in head_keys or keep_head]
+    with torch.no_grad():
+        for key in copied:
+            own[key].copy_(weights[key])
+    return {"copied": copied, "fresh": [key for key in own if key not in copied], "head": head,
+            "source_input": state.get("input")}

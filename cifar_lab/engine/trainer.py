@@ -110,6 +110,23 @@ def resolved_config(config: TrainConfig, data: DataBundle) -> TrainConfig:
     return dataclasses.replace(config, **changes)
 
 
+def initialise(model: torch.nn.Module, config: TrainConfig, data: DataBundle) -> None:
+    """Start `model` from the checkpoint `config.init_from` names (`checkpoint.initialise_from`: every layer
+    but the classifier), and record that in the bundle's info (the summary shows it)."""
+    from ..config import init_checkpoint
+
+    path = init_checkpoint(config)
+    done = checkpoint.initialise_from(model, path, config.model, data.class_names)
+    data.info["initialised_from"] = {"checkpoint": path, "copied": len(done["copied"]), "fresh": done["fresh"]}
+    source = done["source_input"] or {}
+    if source.get("mean") and max(abs(a - b) for a, b in zip(source["mean"], data.mean)) > 0.01:
+        # The copied layers learned on inputs normalised with the checkpoint's statistics; other statistics
+        # shift every input the first layer sees.
+        print(f"note: init_from={path} was trained on inputs normalised with mean {source['mean']}, this run "
+              f"normalises with {list(data.mean)}; a fixed normalization (half or unit) keeps them the same",
+              file=sys.stderr)
+
+
 def make_step(config, model, optimizer, scaler, device, precision, scheduler, batches_per_epoch) -> TrainStep:
     kind = DistillStep if config.distill.enabled else SparseStep if config.ast.enabled else DenseStep
     return kind(model, optimizer, scaler, config, device, precision, scheduler, batches_per_epoch)
@@ -149,6 +166,8 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         for module in model.modules():
             if isinstance(module, torch.nn.modules.dropout._DropoutNd):
                 module.p = config.dropout
+    if config.init_from and state is None:  # a resumed run has its own weights in last.pt
+        initialise(model, config, data)
     if distributed.active():
         model = distributed.convert_sync_batchnorm(model, device, config.dist.sync_batchnorm)
     if config.channels_last:
@@ -346,6 +365,8 @@ def summarize(run: Run, stop_reason: str) -> dict:
         summary["best_superclass_acc"] = max(r["test_superclass_acc"] for r in history)
     if "skipped_files" in data.info:
         summary["skipped_files"] = data.info["skipped_files"]
+    if "initialised_from" in data.info:
+        summary["initialised_from"] = data.info["initialised_from"]
     summary.update(run.step.summary(history))
     return summary
 

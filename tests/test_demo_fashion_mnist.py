@@ -1,0 +1,60 @@
+"""The demo on a Fashion-MNIST checkpoint: its examples are real test images from the IDX files, written as
+grey PNGs exactly as the model saw them (padded to 32x32), and a PNG uploaded from them is prepared as the
+test loader prepared the image; the superclasses (tops, trousers, footwear, bags) come with them. Needs no
+browser: the page's screenshot is tested in test_demo_browser.py."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cifar_lab import demo, export, inference, presets
+from cifar_lab.data import fashion_mnist
+from cifar_lab.engine import checkpoint as checkpoints
+from cifar_lab.engine.trainer import train
+
+pytestmark = pytest.mark.skipif(not fashion_mnist.has_files(fashion_mnist.debian_dir()),
+                                reason="needs the Fashion-MNIST files (Debian package dataset-fashion-mnist)")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_fmnist")
+    config = presets.resolve("fmnist-simplecnn", {"epochs": 1, "train_subset": 500, "test_subset": 200,
+                                                  "progress": False, "device": "cpu"})
+    train(config, root / "run")
+    return root / "run" / "best.pt"
+
+
+def test_examples_are_the_test_images_the_model_saw(checkpoint, tmp_path):
+    classifier = demo.Classifier(checkpoint, device="cpu", examples=4, example_dir=tmp_path)
+    assert classifier.note == ""
+    assert len(classifier.examples) == 4
+    assert len({name for _, name in classifier.examples}) == 4  # four different classes
+    assert classifier.coarse_names == fashion_mnist.COARSE_NAMES
+    _, test = fashion_mnist.load_splits(dataclasses.replace(classifier.config, download=False))
+    loader_images, loader_labels = export.test_split(checkpoints.load(checkpoint))
+    for path, name in classifier.examples:
+        index = int(path.name.split("_")[1])
+        assert name == test.class_names[int(test.labels[index])]
+        with Image.open(path) as image:
+            assert image.mode == "L" and image.size == (32, 32)
+            pixels = torch.from_numpy(np.array(image))
+        assert torch.equal(pixels, test.images[index, 0])
+        assert pixels[:2].sum() == 0  # the 2-pixel zero border of the padding
+        # The uploaded PNG reaches the model as the test loader's image did.
+        uploaded = inference.model_input([path], classifier.predictor.input)[0]
+        assert torch.allclose(uploaded, loader_images[index], atol=1e-6)
+        assert int(loader_labels[index]) == int(test.labels[index])
+
+
+def test_a_fashion_image_gets_classes_and_superclasses(checkpoint, tmp_path):
+    classifier = demo.Classifier(checkpoint, device="cpu", examples=2, example_dir=tmp_path)
+    fine, coarse = classifier.classify(classifier.examples[0][0])
+    assert set(fine) == set(fashion_mnist.CLASS_NAMES)
+    assert set(coarse) == set(fashion_mnist.COARSE_NAMES)
+    assert sum(fine.values()) == pytest.approx(1.0, abs=1e-5)
+    assert sum(coarse.values()) == pytest.approx(1.0, abs=1e-5)
+    # footwear is the sum of sandal, sneaker and ankle boot
+    assert coarse["footwear"] == pytest.approx(fine["Sandal"] + fine["Sneaker"] + fine["Ankle boot"], abs=1e-6)
