@@ -123,7 +123,8 @@ def prepare(image: torch.Tensor, record: dict) -> torch.Tensor:
     """uint8 [3, H, W] -> uint8 [3, S, S] as the run's test loader produced it before normalisation, from the
     checkpoint's input record (`engine.checkpoint.input_record`): with an eval resize, the shorter side resized
     to it and a centre crop of the resolution (torchvision's Resize + CenterCrop); otherwise a resize to the
-    stored images' size (32 for CIFAR) unless the image already has it."""
+    stored images' size (32 for CIFAR) unless the image already has it; an image at the size the loader padded from
+    (`padded_from`, 28 for Fashion-MNIST) is padded the same way instead."""
     resize, size = record["eval_resize"], record["resolution"]
     if resize:
         h, w = image.shape[1:]
@@ -132,6 +133,12 @@ def prepare(image: torch.Tensor, record: dict) -> torch.Tensor:
         top, left = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
         return image[:, top:top + size, left:left + size]
     source = record.get("source_size") or size
+    padded_from = record.get("padded_from") or 0
+    if padded_from and tuple(image.shape[1:]) == (padded_from, padded_from) and source > padded_from:
+        # an image at the dataset's published size (a 28x28 Fashion-MNIST picture) is padded with zeros as the
+        # loader padded it in training; stretching it would make the garment larger than the model ever saw
+        margin = (source - padded_from) // 2
+        return F.pad(image, (margin, source - padded_from - margin, margin, source - padded_from - margin))
     return image if tuple(image.shape[1:]) == (source, source) else _resize(image, source)
 
 

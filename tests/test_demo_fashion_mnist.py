@@ -58,3 +58,15 @@ def test_a_fashion_image_gets_classes_and_superclasses(checkpoint, tmp_path):
     assert sum(coarse.values()) == pytest.approx(1.0, abs=1e-5)
     # footwear is the sum of sandal, sneaker and ankle boot
     assert coarse["footwear"] == pytest.approx(fine["Sandal"] + fine["Sneaker"] + fine["Ankle boot"], abs=1e-6)
+
+
+def test_a_published_28px_image_is_padded_as_in_training_not_stretched(checkpoint):
+    predictor = inference.Predictor(checkpoint, device="cpu")
+    assert predictor.input["padded_from"] == fashion_mnist.SIDE
+    _, test = fashion_mnist.load_splits(dataclasses.replace(predictor.config, download=False))
+    padded = test.images[0]  # uint8 [3, 32, 32], as the loader holds it
+    native = padded[:, 2:-2, 2:-2]  # the published 28x28 picture inside its zero border
+    assert native.shape[-1] == fashion_mnist.SIDE and int(padded.sum()) == int(native.sum())
+    assert torch.equal(inference.prepare(native, predictor.input), padded)
+    assert torch.equal(inference.model_input([native], predictor.input),
+                       inference.model_input([padded], predictor.input))

@@ -23,6 +23,8 @@ class DataBundle:
     resolution: int                                 # side of the images the model sees
     eval_resize: int = 0                            # eval: shorter side resized to this, then centre crop
     source_size: int = 0                            # side of the stored images before upscaling (CIFAR: 32)
+    padded_from: int = 0                            # side of the published images that were padded with zeros
+                                                    # to source_size (Fashion-MNIST: 28); 0 = none
     coarse_of_fine: Optional[torch.Tensor] = None   # fine class -> superclass, where there are superclasses
     coarse_names: Optional[list[str]] = None
     train_split: Optional[object] = None            # CifarSplit, where the split is held in memory
@@ -33,7 +35,7 @@ class DataBundle:
     def input_record(self) -> dict:
         """How images must be prepared for the model trained on this data (saved in checkpoints)."""
         return {"resolution": self.resolution, "eval_resize": self.eval_resize, "source_size": self.source_size,
-                "mean": list(self.mean), "std": list(self.std)}
+                "padded_from": self.padded_from, "mean": list(self.mean), "std": list(self.std)}
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

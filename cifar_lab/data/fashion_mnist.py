@@ -271,6 +271,7 @@ def fashion_mnist_bundle(config, device, generator) -> DataBundle:
     return DataBundle(
         train_loader=train_loader, test_loader=test_loader, num_classes=len(train.class_names),
         class_names=list(train.class_names), mean=mean, std=std, resolution=resolution, source_size=stored,
+        padded_from=SIDE if stored != SIDE else 0,
         coarse_of_fine=train.coarse_of_fine, coarse_names=list(train.coarse_names), train_split=train,
         test_split=test,
         info={"source": train.source, "route": train.extra["route"], "package": train.extra["package"],
