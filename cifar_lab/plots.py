@@ -353,7 +353,7 @@ def save(fig: plt.Figure, path: Optional[Path]) -> None:
 
 def curves_over_seeds(runs: Sequence[dict], title: str = "") -> plt.Figure:
     """Test accuracy and train loss per epoch, one thin line per seed and their mean in bold (runs as in a
-    `cifar_lab.real_data` record: each with a `seed` and a `history` of per-epoch rows)."""
+    `cifar_lab.book.real_data` record: each with a `seed` and a `history` of per-epoch rows)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     frames = [history_frame(run["history"]) for run in runs]
     for run, frame in zip(runs, frames):
@@ -379,7 +379,7 @@ def curves_over_seeds(runs: Sequence[dict], title: str = "") -> plt.Figure:
 
 def curves_by_entry(records: dict, title: str = "") -> plt.Figure:
     """Several entries' learning curves on one pair of axes (train loss, test accuracy): one colour per entry
-    of `records` ({name: a `cifar_lab.real_data` record}), a thin line per seed and the mean over seeds in bold,
+    of `records` ({name: a `cifar_lab.book.real_data` record}), a thin line per seed and the mean over seeds in bold,
     with a marker per epoch."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

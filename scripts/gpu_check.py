@@ -2,7 +2,7 @@
 
 Each check runs the package's own command (`cifar-lab train`, `cifar-lab bench ...`) or function in a child
 process with a time limit, so a CUDA error in one check is recorded and the others still run. The result is a
-results record (`cifar_lab.records` format: title, provenance, notes, measurements) with one row per check;
+results record (`cifar_lab.book.records` format: title, provenance, notes, measurements) with one row per check;
 the exit status is 1 if any check failed, 0 if all passed.
 
 With --dry-run nothing needs CUDA: each check runs its CPU equivalent (device=cpu; gloo instead of NCCL; fp32
@@ -180,7 +180,8 @@ def latency_verdict(path: Path, cuda: bool):
 
 def latency_criterion(device: str, out: Path) -> None:
     """Measure ResNet-18's batch-1 fp32 latency as chapter 2 does and judge the chapter's claim with it."""
-    from cifar_lab import models, reproduce
+    from cifar_lab import models
+    from cifar_lab.book import reproduce
     from cifar_lab.measure import latency
 
     cuda = device == "cuda"

@@ -115,7 +115,8 @@ def test_device_names_have_one_home():
 
 
 def test_value_parsing_has_one_home():
-    from cifar_lab import config, runner, values
+    from cifar_lab import config, values
+    from cifar_lab.book import runner
 
     assert not hasattr(config, "_parse_value")
     assert config.parse_value is values.parse_value and runner.parse_value is values.parse_value

@@ -18,7 +18,7 @@ import jupytext
 import pytest
 from cifar_lab import presets
 from cifar_lab.config import parse_assignments, validate
-from cifar_lab.runner import declared_parameters
+from cifar_lab.book.runner import declared_parameters
 
 from book_outputs import cells_of_html, cells_of_notebook, problems
 from book_toc import ROOT, toc_files  # tests/ is on sys.path under pytest

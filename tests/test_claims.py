@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from cifar_lab import reproduce
-from cifar_lab.reproduce import FAILS, HOLDS, NOT_ON_HARDWARE
+from cifar_lab.book import reproduce
+from cifar_lab.book.reproduce import FAILS, HOLDS, NOT_ON_HARDWARE
 
 GPU = "NVIDIA A100-SXM4-80GB"
 ALL_CLAIMS = [(chapter_id, claim) for chapter_id, claims in reproduce.CLAIMS.items() for claim in claims]
@@ -286,7 +286,7 @@ def test_the_report_shows_sanity_checks_apart_from_verdicts_and_the_not_judged_t
 
 
 def test_the_record_of_several_seeds_is_what_accuracy_claims_read():
-    from cifar_lab import seeds
+    from cifar_lab.book import seeds
     from cifar_lab.errors import UsageError
 
     summaries = [{"final_acc": acc, "best_acc": acc + 0.01, "epochs": epochs, "train_seconds": 10.0 * (i + 1),

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from cifar_lab import presets
 from cifar_lab.config import TrainConfig, apply_overrides, validate
-from cifar_lab.distillation import compare_with_scratch
+from cifar_lab.book.distillation import compare_with_scratch
 from cifar_lab.engine import checkpoint
 from cifar_lab.engine.distill_step import DistillStep, distillation_loss
 from cifar_lab.engine.trainer import train

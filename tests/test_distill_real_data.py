@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cifar_lab import distillation, real_data
+from cifar_lab.book import distillation, real_data
 from cifar_lab.data import fashion_mnist
 from cifar_lab.errors import UsageError
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import yaml
 
-from cifar_lab import edition
+from cifar_lab.book import edition
 from cifar_lab.errors import UsageError
 
 

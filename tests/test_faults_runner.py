@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from cifar_lab.cli import main
-from cifar_lab.runner import _forward_kernel_stderr, check_parameters, default_type, source_code_cell
+from cifar_lab.book.runner import _forward_kernel_stderr, check_parameters, default_type, source_code_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET_NOTEBOOK = ROOT / "notebooks" / "02_cifar10_resnet18.md"
@@ -28,7 +28,7 @@ kernelspec:
   name: python3
 ---
 """
-PARAMETERS = """from cifar_lab.notebook import smoke_default
+PARAMETERS = """from cifar_lab.book.notebook import smoke_default
 
 out_dir = "x"
 steps = 3
@@ -204,7 +204,7 @@ def git_repo(folder: Path) -> Path:
 
 
 def test_code_version_names_the_commit_and_every_uncommitted_change(tmp_path):
-    from cifar_lab.runner import code_version
+    from cifar_lab.book.runner import code_version
 
     repo = git_repo(tmp_path / "repo")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
@@ -221,8 +221,8 @@ def test_code_version_names_the_commit_and_every_uncommitted_change(tmp_path):
 
 
 def test_a_point_finished_with_other_code_is_not_done(tmp_path):
-    from cifar_lab import reproduce
-    from cifar_lab.runner import CODE_VERSION, is_done, mark_done, same_code
+    from cifar_lab.book import reproduce
+    from cifar_lab.book.runner import CODE_VERSION, is_done, mark_done, same_code
 
     folder, notebook, parameters = tmp_path / "p", tmp_path / "nb.md", {"x": 1}
     folder.mkdir()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_lab import finetune, models
+from cifar_lab import models
+from cifar_lab.book import finetune
 from cifar_lab.cli import main
 from cifar_lab.config import TrainConfig, validate
 from cifar_lab.data import fashion_mnist

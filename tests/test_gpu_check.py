@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_lab import records
+from cifar_lab.book import records
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "gpu_check.sh"

@@ -101,3 +101,18 @@ def test_no_import_cycles():
         if node not in state:
             visit(node)
     assert cycles == []
+
+
+def test_the_library_never_imports_the_book_layer():
+    """The library (data, models, engine, sparse, distributed, inference, export, bench, ...) trains and
+    measures; `cifar_lab.book` turns runs into pages and sits on top of it. Mutant caught: a benchmark that
+    imports `cifar_lab.book.records` to shape its result."""
+    def in_book(name):
+        return name == "cifar_lab.book" or name.startswith("cifar_lab.book.")
+
+    def in_cli(name):
+        return name == "cifar_lab.cli" or name.startswith("cifar_lab.cli.") or name == "cifar_lab.__main__"
+
+    offenders = {name: sorted(t for t in targets if in_book(t))
+                 for name, targets in graph().items() if not in_book(name) and not in_cli(name)}
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -5,7 +5,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from cifar_lab import diagrams, lr_finder, plots, presets
+from cifar_lab import lr_finder, plots, presets
+from cifar_lab.book import diagrams
 from cifar_lab.errors import UsageError
 
 matplotlib.use("Agg")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from cifar_lab.runner import declared_parameters, parameter_cell_index
+from cifar_lab.book.runner import declared_parameters, parameter_cell_index
 
 from book_toc import ROOT, toc_files  # tests/ is on sys.path under pytest
 NOTEBOOKS = ROOT / "notebooks"

@@ -10,7 +10,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from cifar_lab import plots, real_data
+from cifar_lab import plots
+from cifar_lab.book import real_data
 from cifar_lab.bench import ddp
 from cifar_lab.data import fashion_mnist
 from cifar_lab.errors import UsageError

@@ -11,7 +11,7 @@ import torch
 
 from cifar_lab import provenance
 from cifar_lab.engine import checkpoint
-from cifar_lab.runner import run_notebook
+from cifar_lab.book.runner import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (ROOT / "notebooks" / "01_cifar10_data.md").read_text().split("\n---\n", 1)[0] + "\n---\n"

@@ -1,7 +1,7 @@
 """The real-data records the chapters render: named variants of one preset, and comparisons in words."""
 import pytest
 
-from cifar_lab import real_data
+from cifar_lab.book import real_data
 from cifar_lab.data import fashion_mnist
 
 

@@ -6,7 +6,7 @@ import statistics
 import pandas as pd
 import pytest
 
-from cifar_lab import real_data, real_data_tables
+from cifar_lab.book import real_data, real_data_tables
 from cifar_lab.errors import UsageError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cifar_lab import records, reproduce
+from cifar_lab.book import records, reproduce
 from cifar_lab.cli import main
-from cifar_lab.runner import declared_parameters, read_notebook
+from cifar_lab.book.runner import declared_parameters, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (ROOT / "notebooks" / "01_cifar10_data.md").read_text().split("\n---\n", 1)[0] + "\n---\n"

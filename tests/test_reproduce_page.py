@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from cifar_lab import records
+from cifar_lab.book import records
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "reproduce.md"
@@ -106,7 +106,7 @@ def test_data_files_of_the_chapters_are_named_but_not_rendered_as_records(tmp_pa
 
 
 def test_the_claims_and_the_not_judged_figures_are_generated_into_the_page():
-    from cifar_lab import reproduce
+    from cifar_lab.book import reproduce
 
     page = PAGE.read_text()
     assert sum(line.strip() == reproduce.CLAIMS_MARKER for line in page.splitlines()) == 1

@@ -8,7 +8,7 @@ import jupytext
 import pytest
 
 from cifar_lab.cli import main
-from cifar_lab.runner import parse_value
+from cifar_lab.book.runner import parse_value
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_NOTEBOOK = ROOT / "notebooks" / "01_cifar10_data.md"

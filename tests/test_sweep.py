@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cifar_lab.cli import main
-from cifar_lab.runner import SweepFailed, flatten_scalars, grid_points, run_sweep, sweep
+from cifar_lab.book.runner import SweepFailed, flatten_scalars, grid_points, run_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_POINT = ROOT / "notebooks" / "03b_ast_sweep_point.md"

@@ -10,7 +10,8 @@ import textwrap
 import pytest
 import torch
 
-from cifar_lab import presets, teaching
+from cifar_lab import presets
+from cifar_lab.book import teaching
 from cifar_lab.engine import train
 from cifar_lab.errors import UsageError
 

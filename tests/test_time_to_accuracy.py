@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_lab import records
+from cifar_lab.book import records
 from cifar_lab.bench import time_to_accuracy
 from cifar_lab.cli import main
 from cifar_lab.data import fashion_mnist

@@ -1,14 +1,14 @@
 """Sphinx extension of the book: the measured results on the reproduction page come from book/results/.
 
 At build time, the page that holds the line `% results-records` gets every record under book/results/ in its
-place (rendered by `cifar_lab.records`), so the page cannot show a measured number that no committed record
+place (rendered by `cifar_lab.book.records`), so the page cannot show a measured number that no committed record
 holds, and each record says the commit it was measured at. Registered in _config.yml (sphinx:
 local_extensions); it needs no network and runs in every build: scripts/book.sh, the tests, a plain
 `jupyter-book build .`.
 """
 from pathlib import Path
 
-from cifar_lab import records, reproduce
+from cifar_lab.book import records, reproduce
 
 RECORDS = Path("book") / "results"
 

@@ -16,7 +16,7 @@ local SGD") motivate the second strategy.
 
 `same_global_batch` asks the other question of several processes, on real data: does training on N processes
 with a batch of B/N each reach the accuracy of one process with batch B? It trains both over seeds, alternating,
-and returns records in the shape `cifar_lab.real_data` keeps (learning curves and every seed's final accuracy).
+and returns records in the shape `cifar_lab.book.real_data` keeps (learning curves and every seed's final accuracy).
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from typing import Optional
 
 from ..errors import UsageError
 from ..measure import spread
-from ..real_data import HISTORY_KEYS, SUMMARY_NUMBERS
-from ..seeds import record as seeds_record
+from ..book.real_data import HISTORY_KEYS, SUMMARY_NUMBERS
+from ..book.seeds import record as seeds_record
 
 
 def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s: float = 600) -> dict:
@@ -63,7 +63,7 @@ def _history(rows: list[dict]) -> list[dict]:
 
 def _processes_record(preset: str, overrides: dict, processes: int, batch: int, seeds: list[int],
                       runs: list[dict]) -> dict:
-    """The runs of one process count over seeds, in the shape of a `cifar_lab.real_data` record (so that
+    """The runs of one process count over seeds, in the shape of a `cifar_lab.book.real_data` record (so that
     `real_data.versus`, `real_data.summary_table` and `plots.curves_by_entry` read it)."""
     summaries = [run["summary"] for run in runs]
     judged = seeds_record(summaries, seeds)
@@ -88,7 +88,7 @@ def same_global_batch(seeds, nproc: int = 2, preset: str = "fmnist-simplecnn", g
     over the ranks, and the learning rate stays the preset's (the global batch does not change). What differs is
     the random streams of augmentation and dropout (one per rank) and the all-reduced sum of the gradients.
     Returns {"records": {label: record}} (labels `processes_label(1)` and `processes_label(nproc)`), records
-    shaped as `cifar_lab.real_data` keeps them, plus what ran: `nproc`, `global_batch`, `threads_per_process`.
+    shaped as `cifar_lab.book.real_data` keeps them, plus what ran: `nproc`, `global_batch`, `threads_per_process`.
     """
     seeds = [int(seed) for seed in seeds]
     overrides = dict(overrides or {})

@@ -209,7 +209,7 @@ def _line(item: dict) -> str:
 
 
 def page_record(result: dict, command: str, commit: str, date: str, software: str, notes: list[str]) -> dict:
-    """The result as a record for the book's reproduction page (format: `cifar_lab.records`)."""
+    """The result as a record for the book's reproduction page (format: `cifar_lab.book.records`)."""
     cpu = result["cpu"]
     flags = ", ".join(name for name, present in (cpu["flags"] or {}).items() if present) or "not read"
 

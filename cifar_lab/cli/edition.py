@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import edition
+    from ..book import edition
 
     if args.action == "stage":
         staged = edition.stage(args.source, args.target)

@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..reproduce import NOT_JUDGED, reproduce, write_report
+    from ..book.reproduce import NOT_JUDGED, reproduce, write_report
 
     if args.report:
         if args.scale or args.only or args.param:
@@ -73,7 +73,7 @@ def run(args) -> int:
 def parse_chapter_parameters(items: list[str]) -> dict[str, dict]:
     """["06:imagenet_root=/data/in100"] -> {"06": {"imagenet_root": "/data/in100"}}."""
     from ..errors import UsageError
-    from ..runner import parse_value
+    from ..book.runner import parse_value
 
     extra: dict[str, dict] = {}
     for item in items:
@@ -87,7 +87,7 @@ def parse_chapter_parameters(items: list[str]) -> dict[str, dict]:
 
 
 def print_chapter(entry: dict, skipped: bool) -> None:
-    from ..reproduce import verdict_counts
+    from ..book.reproduce import verdict_counts
 
     counts = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(entry).items()) or "no claims"
     checks = [row["result"] for row in entry.get("checks", [])]

@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..runner import run_notebook
+    from ..book.runner import run_notebook
 
     names = [name for name, _ in args.parameters]
     duplicated = sorted({name for name in names if names.count(name) > 1})

@@ -50,7 +50,7 @@ def register(sub) -> None:
 def parse_grid(items: list[str]) -> dict[str, list]:
     """["target=0.05,0.2", "gains=seed,tuned"] -> {"target": [0.05, 0.2], "gains": ["seed", "tuned"]}."""
     from ..errors import UsageError
-    from ..runner import parse_value
+    from ..book.runner import parse_value
 
     grid: dict[str, list] = {}
     for item in items:
@@ -75,7 +75,7 @@ def parse_gpus(text):
 def parse_options(items: list[str]) -> dict:
     """["slurm_partition=gpu", "timeout_min=600"] -> {"slurm_partition": "gpu", "timeout_min": 600}."""
     from ..errors import UsageError
-    from ..runner import parse_value
+    from ..book.runner import parse_value
 
     options = {}
     for item in items:
@@ -98,7 +98,7 @@ def print_point(point) -> None:
 
 def run(args) -> int:
     from ..errors import UsageError
-    from ..runner import grid_points, raise_if_failed, sweep
+    from ..book.runner import grid_points, raise_if_failed, sweep
 
     if not args.grid:
         raise UsageError("give at least one --grid NAME=V1,V2 (the parameters to sweep)")

@@ -16,11 +16,11 @@ import statistics
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import mistakes, presets
+from .. import mistakes, presets
 from .seeds import train_seeds
-from .data import fashion_mnist
-from .io import atomic_write_text
-from .measure import compare_means
+from ..data import fashion_mnist
+from ..io import atomic_write_text
+from ..measure import compare_means
 
 SUMMARY_NUMBERS = ("final_acc", "best_acc", "epochs", "train_seconds", "final_superclass_acc")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -134,7 +134,7 @@ def save(record: dict, folder, name: str, command: str, environment: dict) -> Pa
 
 def load(path) -> dict:
     """A saved record; a one-line error naming the command that makes it when it is missing."""
-    from .errors import UsageError
+    from ..errors import UsageError
 
     path = Path(path)
     try:
@@ -149,7 +149,7 @@ def describe(saved: dict) -> str:
     environment = saved.get("environment")
     if not environment:
         return "These runs were made by this execution of the chapter (not saved as a record)."
-    from . import provenance
+    from .. import provenance
 
     load = saved.get("load_average_at_end")
     busy = f"; load average {load[0]:.1f} at the end" if load else ""

@@ -16,11 +16,13 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from . import presets, real_data
-from .config import apply_overrides, from_dict
-from .engine import checkpoint
-from .engine.trainer import train
-from .errors import UsageError
+from .. import presets
+
+from . import real_data
+from ..config import apply_overrides, from_dict
+from ..engine import checkpoint
+from ..engine.trainer import train
+from ..errors import UsageError
 
 PRESET = "cifar10-distill-mobilenetv3"
 # What the student takes over from the teacher's run, so both see the same data as the teacher did.
@@ -101,7 +103,7 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
 
     Returns {"records": {TEACHER, DISTILLED, SCRATCH: `real_data` record}, "teacher": {...}, "int8": {...}},
     what `real_data.save` keeps and chapter 9 renders."""
-    from .bench import inference as inference_bench  # ONNX Runtime is loaded only when the experiment runs
+    from ..bench import inference as inference_bench  # ONNX Runtime is loaded only when the experiment runs
 
     seeds = [int(seed) for seed in seeds]
     if min(student_epochs, teacher_epochs) < 1:

@@ -22,9 +22,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from . import provenance
-from .errors import UsageError
-from .io import atomic_write_text, staged_dir
+from .. import provenance
+from ..errors import UsageError
+from ..io import atomic_write_text, staged_dir
 
 EDITIONS = ("smoke", "cpu", "full")
 DATASETS = {

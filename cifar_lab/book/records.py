@@ -23,8 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from . import provenance
-from .errors import UsageError
+from .. import provenance
+from ..errors import UsageError
 
 MARKER = "% results-records"
 REQUIRED_PROVENANCE = ("commit", "date", "device")

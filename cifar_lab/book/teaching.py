@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .engine.evaluate import evaluate
-from .engine.trainer import setup
-from .errors import UsageError
-from .sparse.controller import PIController
-from .sparse.score import score_batch
+from ..engine.evaluate import evaluate
+from ..engine.trainer import setup
+from ..errors import UsageError
+from ..sparse.controller import PIController
+from ..sparse.score import score_batch
 
 
 def plain_setup(config):

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import provenance
-from .errors import UsageError
-from .io import atomic_write_text
+from .. import provenance
+from ..errors import UsageError
+from ..io import atomic_write_text
 
 SCALES = ("smoke", "cpu", "full")
 RESULTS_JSON = "results.json"
@@ -205,7 +205,7 @@ class PresetEpochs:
     key: str
 
     def __call__(self, metrics: dict, environment: dict) -> Optional[str]:
-        from . import presets
+        from .. import presets
 
         try:
             wanted = presets.resolve(self.preset).epochs

@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 @dataclass
@@ -39,7 +39,7 @@ def train_seeds(config, seeds, out_dir) -> SeedRuns:
     """Train `config` once per seed of `seeds` (the config's own seed is replaced) and summarise the runs."""
     from dataclasses import replace
 
-    from .engine import train
+    from ..engine import train
 
     seeds = [int(seed) for seed in seeds]
     if not seeds or len(set(seeds)) != len(seeds):

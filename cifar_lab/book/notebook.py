@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from .io import atomic_write_text
+from ..io import atomic_write_text
 
 
 def smoke_default() -> bool:

@@ -18,10 +18,10 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from . import presets
-from .engine import train
-from .io import atomic_write, atomic_write_text
-from .measure import compare_means
+from .. import presets
+from ..engine import train
+from ..io import atomic_write, atomic_write_text
+from ..measure import compare_means
 
 VARIANTS = ("dense", "AST packed", "AST unpacked", "random subset", "dense, AST's time")
 NUMBERS = ("final_acc", "best_acc", "train_seconds", "optimizer_steps", "samples_trained", "activation_rate",

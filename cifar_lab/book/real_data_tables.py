@@ -10,7 +10,7 @@ import statistics
 
 import pandas as pd
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def _per_seed(record: dict, key: str, name: str) -> list[float]:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from . import provenance
-from .errors import UsageError
-from .values import parse_value  # noqa: F401 (the sweep and reproduce commands use it from here)
+from .. import provenance
+from ..errors import UsageError
+from ..values import parse_value  # noqa: F401 (the sweep and reproduce commands use it from here)
 
 OUT_DIR_PARAMETER = "out_dir"
 
@@ -341,7 +341,7 @@ class SweepFailed(NotebookFailed):
 def stderr_into(path: Path):
     """Send what this process writes to sys.stderr, the kernel's forwarded stderr included, into `path`: runs
     side by side (or under a progress bar) keep their messages apart, each in its own folder."""
-    from .io import make_folder
+    from ..io import make_folder
 
     make_folder(Path(path).parent)
     saved = sys.stderr
@@ -390,7 +390,7 @@ def run_point(notebook, folder, parameters: dict[str, Any], gpu: Optional[str] =
 
 def mark_done(folder: Path, notebook, parameters: dict[str, Any], version: Optional[str] = None) -> None:
     """The done marker: what ran (notebook, parameters) and when, with which code (`code_version`)."""
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     commit, dirty = provenance.git_state()
     marker = {"notebook": Path(notebook).name, "parameters": _plain(parameters), "finished_utc": provenance.utc_now(),
@@ -492,7 +492,7 @@ def results_table(results: list[PointResult]):
 
 
 def write_results_table(results: list[PointResult], out: Path) -> Path:
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     path = out / RESULTS_CSV
     atomic_write_text(path, results_table(results).to_csv(index=False))
