@@ -31,14 +31,19 @@ class ASTConfig:
     integral_limit: float = 50.0  # anti-windup clamp on the integral term
     loss_weight: float = 0.7
     intensity_weight: float = 0.3
-    gate: str = "hard"            # "hard" threshold or "sigmoid"
-    temperature: float = 0.1      # sigmoid gate temperature
+    gate: str = "hard"            # "hard" threshold, "sigmoid", or "seed": the AST paper's repository's gate
+                                  # (stochastic above theta, energy budget, cumulative rate; `sparse.seed_gate`)
+    temperature: float = 0.1      # sigmoid gate temperature (the seed gate has its repository's, 0.15)
     fallback_samples: int = 2     # trained on when nothing passes the gate
     energy_active: float = 1.0    # the AST paper's energy model
     energy_skipped: float = 0.01
     pack: bool = True             # pack selected samples of several scoring batches into full training batches
                                   # (false: one small step per scoring batch, the AST paper's variant)
-    selection: str = "gate"       # "gate" (AST) or "random" (random subset at the target rate; a baseline)
+    selection: str = "gate"       # "gate" (AST), "random" (random subset at the target rate; a baseline) or
+                                  # "selective_backprop" (Jiang et al. 2019; `sparse.selective_backprop`)
+    sb_history: int = 1024        # selective_backprop: recent losses a loss's percentile is taken among
+    sb_beta: Optional[float] = None   # selective_backprop: keep probability = percentile^beta; None: 1/target - 1,
+                                      # whose expected share is the target
     record_scores: int = 0        # keep the scores of this many full AST batches (ast_scores.pt), for replay
 
 
@@ -159,8 +164,8 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda", "mps"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "ast.gains": ("seed", "tuned"),
-    "ast.gate": ("hard", "sigmoid"),
-    "ast.selection": ("gate", "random"),
+    "ast.gate": ("hard", "sigmoid", "seed"),
+    "ast.selection": ("gate", "random", "selective_backprop"),
     "jpeg_route": ("cpu", "gpu"),
     "pretrained": ("none", "v1", "v2"),
     "lr_scaling": ("none", "linear"),

@@ -2,9 +2,14 @@
 top-5 classes as a bar chart (and, for CIFAR-100, the superclass).
 
 Built with Gradio (`gr.Blocks`, `gr.Image`, `gr.Label`, `gr.Examples`; see the Gradio documentation,
-gradio.app/docs) on top of the package's `inference.Predictor`, so an image goes through exactly what the
-run's test loader did. Gradio is an optional dependency (`pip install -e .[demo]`): it is imported only when
-an app is built, and the rest of the package works without it.
+gradio.app/docs) on top of the package's `inference.Predictor`, so an upload goes through the one input
+preparation (`inference.preparation`): prepared to look like the training images as the checkpoint records them
+(for Fashion-MNIST: grey, inverted when its background is light, trimmed, scaled with its aspect ratio kept and
+padded with black; never stretched), with a line under the answer naming what was done and a warning when the
+prepared image is unlike every training image. A test-split example is already one of the training images' kind
+and reaches the model as the test loader gave it. The checkpoint may also be a file `cifar-lab export` wrote
+(`export.predictor`). Gradio is an optional dependency (`pip install -e .[demo]`): it is imported only when an
+app is built, and the rest of the package works without it.
 
 A file that is not a readable image gets a one-line message in the page (`gr.Error`), and the app keeps
 serving. Uploads are limited to `MAX_UPLOAD` bytes (Gradio's `max_file_size`, refused by the server before the
@@ -27,7 +32,8 @@ from typing import Optional
 import torch
 
 from .errors import DataError, UsageError
-from .inference import Predictor, open_checked, read_image
+from .export import predictor as load_predictor
+from .inference import open_checked, read_image
 
 TOP_K = 5
 # CIFAR images are 32 px: show the upload enlarged with sharp pixels rather than as a thumbnail.
@@ -54,7 +60,7 @@ class Classifier:
 
     def __init__(self, checkpoint, device: str = "auto", data_root: Optional[str] = None,
                  examples: int = 8, example_dir=None):
-        self.predictor = Predictor(checkpoint, device=device)
+        self.predictor = load_predictor(checkpoint, device=device)
         self.config = self.predictor.config
         if data_root is not None:
             self.config.data_root = str(data_root)
@@ -120,16 +126,24 @@ class Classifier:
     def classify(self, image) -> tuple[dict, Optional[dict]]:
         """({class: probability} of all classes, {superclass: probability} or None) for an image (a path, PIL
         image, array or uint8 tensor); a path that is not a readable image raises DataError."""
+        fine, coarse, _ = self.answer(image)
+        return fine, coarse
+
+    def answer(self, image) -> tuple[dict, Optional[dict], str]:
+        """`classify`'s two answers and the text the page shows under them: the preparation line
+        (`inference.Preparation.line`) and, when the prepared image is unlike the training images, the warning."""
         if isinstance(image, (str, Path)):
             image = read_image(image)
-        ranked = self.predictor.predict(image, top_k=len(self.predictor.class_names))
+        answer = self.predictor.answer(image, top_k=len(self.predictor.class_names))
+        ranked = answer.top
+        notes = answer.preparation.line + (f"  \n**warning: {answer.warning}**" if answer.warning else "")
         fine = {name: float(p) for name, _, p in ranked}
         if self.coarse_of_fine is None:
-            return fine, None
+            return fine, None, notes
         coarse = torch.zeros(len(self.coarse_names))
         for _, index, p in ranked:
             coarse[int(self.coarse_of_fine[index])] += p
-        return fine, {name: float(p) for name, p in zip(self.coarse_names, coarse.tolist())}
+        return fine, {name: float(p) for name, p in zip(self.coarse_names, coarse.tolist())}, notes
 
 
 def build_app(classifier: Classifier):
@@ -141,18 +155,18 @@ def build_app(classifier: Classifier):
 
     def predict(path):
         if path is None:
-            return None, None
+            return None, None, ""
         try:
-            fine, coarse = classifier.classify(path)
+            return classifier.answer(path)
         except DataError as exc:  # named by its upload name, not Gradio's cache path
             message = str(exc).replace(str(path), Path(path).name)
             raise gr.Error(f"This file cannot be classified: {message}", print_exception=False) from None
-        return fine, coarse
 
     with gr.Blocks(title=f"cifar-lab demo: {config.model}") as app:
         gr.Markdown(f"## {config.model} trained on {config.dataset}\n"
                     f"{len(predictor.class_names)} classes, {predictor.input_size} px input. Upload or paste an "
-                    f"image, or click a test image below.")
+                    f"image, or click a test image below. An upload is prepared to look like the training images "
+                    f"(never stretched); the line under the answer says how.")
         with gr.Row():
             with gr.Column():
                 # type="filepath" with image_mode=None: the file reaches `predict` as it was uploaded and is
@@ -163,8 +177,9 @@ def build_app(classifier: Classifier):
                 top = gr.Label(num_top_classes=TOP_K, label="top-5 classes", elem_id="demo-top5")
                 coarse = gr.Label(num_top_classes=3, label="superclass", elem_id="demo-superclass",
                                   visible=superclasses)
+                notes = gr.Markdown(elem_id="demo-prepared")
         _guard_preprocess(gr, image)
-        image.change(predict, inputs=image, outputs=[top, coarse], show_progress="minimal")
+        image.change(predict, inputs=image, outputs=[top, coarse, notes], show_progress="minimal")
         if classifier.examples:
             gr.Examples(examples=[[str(path)] for path, _ in classifier.examples], inputs=image,
                         label="test-split examples (click one)")

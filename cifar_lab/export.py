@@ -16,7 +16,9 @@ with `io.atomic_write` (a temporary file beside the destination, renamed into pl
 written. A temporary file that a killed export left beside the destination is removed by the next export to
 it.
 
-`load(path)` reads any of the three back: the callable model plus its class names and normalisation.
+`load(path)` reads any of the three back: the callable model plus its class names and input record (sizes,
+normalisation, the dataset's conventions); `predictor(path)` makes an `inference.Predictor` of a checkpoint or of
+any of the three, so that `cifar-lab predict` answers the same on either, through the same preparation.
 """
 from __future__ import annotations
 
@@ -65,16 +67,22 @@ def metadata(state: dict) -> dict:
             "layout": "float32 NCHW, normalised with input.mean and input.std; output: logits"}
 
 
-def example_input(resolution: int, batch: int = 2) -> torch.Tensor:
+def example_input(resolution: int, batch: int = 2, channels: int = 3) -> torch.Tensor:
     # Batch 2, not 1: torch.export specialises a dimension of size 1, which would fix the batch.
-    return torch.randn(batch, 3, resolution, resolution)
+    return torch.randn(batch, channels, resolution, resolution)
+
+
+def input_channels(meta: Optional[dict]) -> int:
+    """The channels the model takes (1 for the grey Fashion-MNIST benchmark networks), from its metadata."""
+    return int(((meta or {}).get("input") or {}).get("channels", 3))
 
 
 def onnx_bytes(model: torch.nn.Module, resolution: int, meta: Optional[dict] = None) -> bytes:
     """The ONNX model (weights inside, dynamic batch) as bytes, with `meta` in its metadata_props."""
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        program = torch.onnx.export(model.eval(), (example_input(resolution),), input_names=[INPUT_NAME],
+        example = example_input(resolution, channels=input_channels(meta))
+        program = torch.onnx.export(model.eval(), (example,), input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},),
                                     opset_version=ONNX_OPSET, dynamo=True, verbose=False)
     except Exception as exc:  # an operator without an ONNX translation, a graph break, ...
@@ -89,7 +97,7 @@ def onnx_bytes(model: torch.nn.Module, resolution: int, meta: Optional[dict] = N
 
 def _torchscript_bytes(model, resolution, meta) -> bytes:
     with torch.no_grad(), _quiet_torchscript():
-        traced = torch.jit.trace(model.eval(), example_input(resolution))
+        traced = torch.jit.trace(model.eval(), example_input(resolution, channels=input_channels(meta)))
         buffer = _bytes_io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta)})
     return buffer.getvalue()
@@ -104,7 +112,8 @@ def _quiet_torchscript():
 
 def _pt2_bytes(model, resolution, meta) -> bytes:
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.export.export(model.eval(), (example_input(resolution),), dynamic_shapes=({0: batch},))
+    example = example_input(resolution, channels=input_channels(meta))
+    program = torch.export.export(model.eval(), (example,), dynamic_shapes=({0: batch},))
     buffer = _bytes_io.BytesIO()
     torch.export.save(program, buffer, extra_files={EXTRA_FILE: json.dumps(meta)})
     return buffer.getvalue()
@@ -142,18 +151,67 @@ class ExportedModel:
     def class_names(self) -> list[str]:
         return self.metadata["class_names"]
 
+    @property
+    def input_record(self) -> dict:
+        """How images are prepared for this model (the checkpoint's input record; files of earlier versions
+        completed with their dataset's conventions, `engine.checkpoint.complete`)."""
+        from .engine.checkpoint import complete
+
+        return complete(self.metadata["input"], self.metadata.get("dataset"))
+
     def preprocess(self, images) -> torch.Tensor:
         """Images of any size (a uint8 [B, 3, H, W] batch, or a list of paths, PIL images, arrays or uint8
         [3, H, W] tensors) -> what the model takes, prepared exactly as `inference.Predictor` prepares them
-        (`inference.model_input`: eval resize and centre crop, or resize to the stored size; normalisation)."""
+        (`inference.model_input`: the dataset's colour and polarity, fitted without stretching; normalisation)."""
         from .inference import model_input
 
-        return model_input(images, self.metadata["input"])
+        return model_input(images, self.input_record)
+
+    def predictor(self):
+        """An `inference.Predictor` around this file's model (on the CPU, where every format here runs)."""
+        from .config import from_dict
+        from .inference import Predictor
+
+        meta = self.metadata
+        config = from_dict({key: meta[key] for key in ("model", "dataset", "num_classes") if key in meta})
+        return Predictor.of_model(self, self.class_names, self.input_record, config=config, device="cpu")
 
     @torch.inference_mode()
     def predict(self, images) -> list[str]:
         """Top-1 class name of each image (a uint8 [B, 3, H, W] batch or a list, as `preprocess` takes)."""
         return [self.class_names[i] for i in self(self.preprocess(images)).argmax(1).tolist()]
+
+
+def file_kind(path) -> str:
+    """"checkpoint" for a training checkpoint, else the export format ("onnx", "torchscript", "pt2") of a model
+    file, from its contents where they tell (a torch zip archive holds `data.pkl` for a checkpoint, `code/`
+    for TorchScript, `archive_format` for a PT2 archive) and from its suffix otherwise (an ONNX file is a
+    protocol buffer, with no signature to read). A file that is none of them is "checkpoint", so that the
+    checkpoint loader names what is wrong with it."""
+    path = Path(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return "checkpoint"
+        if any("/code/" in name for name in names):
+            return "torchscript"
+        if any(name.endswith("/archive_format") or name.endswith("/models/model.json") for name in names):
+            return "pt2"
+        return "checkpoint"
+    return "onnx" if path.suffix == ".onnx" else "checkpoint"
+
+
+def predictor(path, device: str = "auto"):
+    """An `inference.Predictor` for `path`: a training checkpoint (`inference.Predictor(path)`) or a file this
+    module wrote (`load`, run on the CPU), both preparing images through `inference.preparation`."""
+    from .inference import Predictor
+
+    kind = file_kind(path)
+    if kind == "checkpoint":
+        return Predictor(path, device=device)
+    return load(path, kind).predictor()
 
 
 def detect_format(path) -> str:

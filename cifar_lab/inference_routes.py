@@ -22,6 +22,8 @@ quantizes the very graph the export validated (ONNX Runtime docs, "Quantize ONNX
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from . import export
 from .errors import UsageError
 from .engine.runtime import cpu_supports_bf16
+from .io import atomic_write, atomic_write_text
 from .measure import weights_file_size
 
 ROUTES = ("eager", "channels_last", "autocast", "compile", "onnxruntime", "int8")
@@ -156,10 +159,7 @@ def build(name: str, model: nn.Module, meta: dict, device, work_dir: Path,
         return Route(name, compiled, size, "torch.compile, Inductor" + (" with freezing" if options else "")
                      + f" ({on})", on, info={"options": options})
     if name in ("onnxruntime", "int8"):
-        fp32_file = work_dir / "model.onnx"
-        if not fp32_file.exists():
-            fp32_file.write_bytes(export.onnx_bytes(model.cpu(), resolution, meta))
-            model.to(device)
+        fp32_file = onnx_export(model, meta, device, work_dir)
         if name == "onnxruntime":
             providers = onnx_providers(device)
             session = export.onnx_session(fp32_file, providers=providers)
@@ -174,6 +174,50 @@ def build(name: str, model: nn.Module, meta: dict, device, work_dir: Path,
                      f"int8 static (QDQ, {len(calibration_images)} calibration images), ONNX Runtime, CPU "
                      f"execution provider", "cpu", info={"calibration_images": len(calibration_images)})
     raise UsageError(f"unknown route '{name}'; choose from: {', '.join(ROUTES)}")
+
+
+ONNX_FILE = "model.onnx"
+ONNX_RECORD = "model.onnx.json"   # what the file is the export of, and the SHA-256 of its bytes
+
+
+def onnx_export(model: nn.Module, meta: dict, device: torch.device, work_dir: Path) -> Path:
+    """`work_dir/model.onnx`, the fp32 ONNX export both ONNX routes start from, exported once and reused.
+
+    The file is reused only when the record beside it says it is the export of this very model (its weights,
+    input and metadata: `model_fingerprint`) and its bytes still hash to what was written; anything else (a
+    file cut short by a kill or a full disk, another checkpoint's export in a kept work folder, a file without
+    its record) is exported again. Both files are written atomically, the record last, so a kill between the
+    two leaves a model without a record, which is not trusted.
+    """
+    path, record_path = work_dir / ONNX_FILE, work_dir / ONNX_RECORD
+    fingerprint = model_fingerprint(model, meta)
+    try:
+        record = json.loads(record_path.read_text())
+        if record["model"] == fingerprint and _sha256(path.read_bytes()) == record["sha256"]:
+            return path
+    except (OSError, ValueError, KeyError, TypeError):  # no record, no file, or not a record of ours
+        pass
+    data = export.onnx_bytes(model.cpu(), meta["input"]["resolution"], meta)
+    model.to(device)
+    record_path.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write_text(record_path, json.dumps({"model": fingerprint, "sha256": _sha256(data)}, indent=2) + "\n")
+    return path
+
+
+def model_fingerprint(model: nn.Module, meta: dict) -> str:
+    """SHA-256 over the model's state (names, dtypes, shapes and bytes of every tensor) and `meta` (input size,
+    normalisation, class names), which together decide the exported file."""
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class RouteUnavailable(Exception):

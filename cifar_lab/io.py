@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 from .errors import UsageError
 
@@ -105,20 +106,114 @@ def atomic_write_text(path, text: str) -> None:
 
 @contextlib.contextmanager
 def staged_dir(target, prefix: str = ".staging-") -> Iterator[Path]:
-    """Build a folder in a temporary sibling of `target`; rename it into place only if the block succeeds.
+    """Build a folder in a temporary sibling of `target`; put it in place only if the block succeeds.
 
-    A kill or an error leaves no half-built `target`; an existing `target` is replaced only at the end.
+    At every instant a complete tree sits at `target`: the old one until the swap, the new one after it. Where
+    the system can exchange two paths in one step (`exchange`), the staging folder and `target` trade places
+    and the old tree is deleted from the staging path; elsewhere `target` is renamed aside (`OLD_MARK`), the
+    staging folder renamed into place, and the old tree deleted, and a kill between those two renames is
+    undone by the next `staged_dir` of the same target (`restore_interrupted`). A kill or an error leaves at
+    most a `prefix*` folder beside `target`, never a half-built or missing `target`.
     """
     target = Path(target)
     make_folder(target.parent)
+    restore_interrupted(target)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
+        pause_point("staged")
+        replace_folder(staging, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)   # after an exchange it holds the old tree
+
+
+OLD_MARK = ".old-"   # `.<name>.old-<pid>-XXXX`: a target renamed aside while its replacement moves in
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the tree `staging` at `target` in one step; an old `target` ends up at `staging` (exchanged) or is
+    deleted (where paths cannot be exchanged)."""
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+        return
+    try:
+        exchange(staging, target)
+        pause_point("exchanged")
+        return
+    except NotImplementedError:
+        pass
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}{OLD_MARK}{os.getpid()}-", dir=target.parent))
+    os.rename(target, aside)   # a folder renamed onto an empty folder replaces it
+    pause_point("aside")
+    os.rename(staging, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def restore_interrupted(target) -> Optional[Path]:
+    """Undo a replacement killed between its two renames: with no `target` and a tree renamed aside
+    (`OLD_MARK`), that tree goes back to `target`. Returns the restored folder's old name, or None."""
+    target = Path(target)
+    if os.path.lexists(target) or not target.parent.is_dir():
+        return None
+    aside = sorted(target.parent.glob(f".{glob.escape(target.name)}{OLD_MARK}*"), key=lambda p: p.stat().st_mtime)
+    if not aside:
+        return None
+    os.rename(aside[-1], target)
+    return aside[-1]
+
+
+_RENAME_EXCHANGE = 2        # linux/fs.h
+_RENAME_SWAP = 2            # macOS sys/stdio.h, renamex_np
+
+
+def exchange(first, second) -> None:
+    """Swap two existing paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`, macOS
+    `renamex_np(RENAME_SWAP)`); `NotImplementedError` where the system or its file system cannot."""
+    import ctypes
+    import errno
+    import sys
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    a, b = os.fsencode(os.fspath(first)), os.fsencode(os.fspath(second))
+    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        at_cwd = -100
+        done = libc.renameat2(at_cwd, a, at_cwd, b, _RENAME_EXCHANGE)
+    elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        done = libc.renamex_np(a, b, _RENAME_SWAP)
+    else:
+        raise NotImplementedError("no atomic exchange of two paths on this system")
+    if done != 0:
+        code = ctypes.get_errno()
+        if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise NotImplementedError(f"this file system cannot exchange two paths ({os.strerror(code)})")
+        raise OSError(code, os.strerror(code), os.fspath(second))
+
+
+def remove_stale_folders(folder, patterns: Iterable[str]) -> list[Path]:
+    """Delete the folders in `folder` matching `patterns` (staging folders and trees renamed aside by a killed
+    `staged_dir`); call it only while no writer of `folder` can be running (under its lock)."""
+    removed = []
+    for pattern in patterns:
+        for stale in Path(folder).glob(pattern):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+    return removed
+
+
+PAUSE_ENV = "CIFAR_LAB_PAUSE_AT"
+
+
+def pause_point(name: str) -> None:
+    """A named point of a multi-step write where a fault test may stop this process: when the environment
+    variable `PAUSE_ENV` names it, say so on stderr and wait to be killed. Does nothing otherwise."""
+    if os.environ.get(PAUSE_ENV) != name:
+        return
+    import sys
+
+    print(f"paused at {name}", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(60)
 
 
 LOCK_NAME = ".lock"
@@ -129,16 +224,18 @@ class FolderBusy(UsageError):
 
 
 @contextlib.contextmanager
-def folder_lock(folder, what: str = "folder") -> Iterator[Path]:
-    """Hold an exclusive `flock` on `folder/.lock` for the block: one writer per folder. A second process gets a
-    one-line `FolderBusy` naming the first one's PID and has written nothing into the folder.
+def folder_lock(folder, what: str = "folder", name: str = LOCK_NAME) -> Iterator[Path]:
+    """Hold an exclusive `flock` on `folder/<name>` (`.lock`) for the block: one writer per folder. A second
+    process gets a one-line `FolderBusy` naming the first one's PID and has written nothing into the folder.
+    Writers of different kinds that nest in one folder (a notebook run, and the training run its notebook
+    starts in the same `out_dir`) hold locks of different `name`s, so the inner one is not refused by the outer.
 
     The operating system releases the lock when its holder exits, however it dies, so a killed run never
     leaves the folder locked. The lock file is removed when the block ends, while the lock is still held;
     a process that opened the file before that notices the file it locked is gone and locks the new one.
     """
     folder = make_folder(folder)
-    path = folder / LOCK_NAME
+    path = folder / name
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -5,7 +5,8 @@
   the device rather than Python's view of them, and with `time.perf_counter` on the CPU. It reports mean,
   std and the 50th/90th/95th/99th percentiles in milliseconds.
 - `timed` and `interleaved`: throughput of a callable, and two paths alternated in one run with the medians
-  kept, so that drift in the machine's load hits both.
+  kept, so that drift in the machine's load hits both; `timing_summary`: median, min and max of repeats.
+- `matmul_flops`: the device's measured peak FLOP/s at a precision, what a training run's FLOP/s is set against.
 - `training_memory_estimate` (any machine) and `measure_cuda_memory` (a CUDA GPU): memory per batch size.
 - `weights_file_size`: what a weights-only file of a model takes on disk.
 """
@@ -42,10 +43,33 @@ def timed(fn: Callable[[], int], device) -> float:
     return images / (time.perf_counter() - start)
 
 
-def spread(values) -> dict:
-    """Median, min and max of repeated measurements (what a published ratio carries)."""
+def timing_summary(values) -> dict:
+    """Median, min and max of repeated timings (what a published ratio carries). Not a spread over seeds:
+    that is a standard deviation, and a timing's min and max say how much the machine drifted instead."""
     values = list(values)
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def matmul_flops(device, precision: str = "fp32", size: int = 2048, runs: int = 10, warmup: int = 2) -> dict:
+    """The device's measured peak: FLOP/s of a `size` x `size` matrix product in `precision` (fp32, bf16 or
+    fp16), the best of `runs` timed products after `warmup` untimed ones. A training run's FLOP/s over this
+    says how much of what the machine can compute at that precision the run used."""
+    device = torch.device(device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=generator).to(device, dtype) for _ in range(2))
+    for _ in range(warmup):
+        a @ b
+    seconds = []
+    for _ in range(runs):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        seconds.append(time.perf_counter() - start)
+    work = 2.0 * size ** 3  # a multiply and an add per term
+    return {"precision": precision, "size": size, "runs": runs, "flop_s": work / min(seconds),
+            "median_flop_s": work / statistics.median(seconds)}
 
 
 def compare_means(mean: float, std: float, other_mean: float, other_std: float) -> dict:
@@ -67,7 +91,7 @@ def interleaved(ours: Callable[[], int], reference: Callable[[], int], device, r
         ours_runs.append(timed(ours, device))
     ours_img_s, ref_img_s = statistics.median(ours_runs), statistics.median(ref_runs)
     return {"ours_img_s": ours_img_s, "reference_img_s": ref_img_s, "ratio": ours_img_s / ref_img_s,
-            "ratio_spread": spread(o / r for o, r in zip(ours_runs, ref_runs)),
+            "ratio_spread": timing_summary(o / r for o, r in zip(ours_runs, ref_runs)),
             "ours_runs": ours_runs, "reference_runs": ref_runs, "repeats": repeats}
 
 

@@ -2,7 +2,8 @@
 
 `predictions` runs a model over a test loader in its order; `top_confusions` ranks the (true, predicted) pairs
 of a confusion matrix by how many test images they hold; `examples` picks, for each of those pairs, the images
-the model got wrong with the most confidence, as small uint8 pictures that fit in a results file.
+the model got wrong with the most confidence, as small uint8 pictures that fit in a results file; `of_run` does
+all three for a finished run.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 import torch
+
+from .errors import UsageError
 
 
 @torch.no_grad()
@@ -59,3 +62,20 @@ def examples(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor
             found.append({"index": index, "true": row.true, "predicted": row.predicted,
                           "confidence": round(float(confidence[index]), 3), "pixels": picture.tolist()})
     return found
+
+
+def of_run(run, confusions: int = 6, per_pair: int = 4) -> list[dict]:
+    """`examples` for a finished run (the `RunResult` of `engine.train`): its model over its test split, the
+    `confusions` most common mistakes of its last evaluation, `per_pair` images each. Pictures the loader padded
+    (Fashion-MNIST's 28x28 to 32x32) are shown as published, without the padding."""
+    split = run.data.test_split
+    if split is None:
+        raise UsageError(f"dataset={run.config.dataset} is not held in memory, so its test images cannot be shown; "
+                         f"the mistakes as images need Fashion-MNIST, CIFAR or the synthetic data")
+    if not run.evaluation:
+        raise UsageError("the run has no evaluation (it stopped before its first epoch ended): no mistakes to show")
+    pairs = top_confusions(run.evaluation["confusion"], run.data.class_names, confusions)
+    labels, predicted, confidence = predictions(run.model, run.data.test_loader, next(run.model.parameters()).device)
+    padded = run.data.padded_from
+    crop = (int(split.images.shape[-1]) - padded) // 2 if padded else 0
+    return examples(split.images, labels, predicted, confidence, pairs, per_pair, crop=crop)

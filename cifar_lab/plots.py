@@ -15,16 +15,27 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import mistakes
 from .engine.evaluate import coarse_confusion
+from .engine.trainer import RunResult
+from .errors import UsageError
 
 
 def history_frame(history):
-    """A pandas DataFrame of per-epoch rows from a list of dicts, a DataFrame, or a metrics.csv path."""
+    """A pandas DataFrame of per-epoch rows from a list of dicts, a DataFrame, a run (the `RunResult` of
+    `engine.train`), a run folder or a metrics.csv path."""
 
     if isinstance(history, (str, Path)):
-        return pd.read_csv(history)
+        path = Path(history)
+        path = path / "metrics.csv" if path.is_dir() else path
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file; give a run folder (it holds metrics.csv after the first "
+                             f"epoch), a metrics.csv or the result of cifar_lab.train")
+        return pd.read_csv(path)
     if isinstance(history, pd.DataFrame):
         return history
+    if isinstance(history, RunResult):
+        history = history.history
     return pd.DataFrame(list(history))
 
 
@@ -84,6 +95,21 @@ def confusion_matrix(confusion, class_names: Optional[Sequence[str]] = None, nor
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     return fig
+
+
+def run_confusion_matrix(run: RunResult, normalize: bool = True) -> plt.Figure:
+    """`confusion_matrix` of a run's last evaluation (the `RunResult` of `engine.train`), with its class names."""
+    if not run.evaluation:
+        raise UsageError("the run has no evaluation to plot (it stopped before its first epoch ended)")
+    return confusion_matrix(run.evaluation["confusion"], run.data.class_names, normalize=normalize)
+
+
+def run_mistakes(run: RunResult, confusions: int = 4, per_pair: int = 4) -> plt.Figure:
+    """`mistakes_grid` of a run (the `RunResult` of `engine.train`): for each of its `confusions` most common
+    mistakes, the `per_pair` test images its model got wrong with the most confidence (`mistakes.of_run`)."""
+    found = mistakes.of_run(run, confusions, per_pair)
+    what = "its most confident mistakes\n(true class → predicted)" if found else "no mistakes on the test split"
+    return mistakes_grid(found, per_row=per_pair, title=f"{run.config.model} on {run.config.dataset}: {what}")
 
 
 def per_class_accuracy(per_class: Sequence[float], class_names: Sequence[str],

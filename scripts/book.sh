@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Set up, then build the HTML book into _build/html from an edition: every chapter executed once at one scale.
-#
-#   scripts/book.sh                    the committed edition (book/edition/, the real-data CPU edition): nothing
-#                                      is executed, so it takes about a minute once the environment exists
-#                                      (without a committed edition it says so and executes the smoke one)
-#   scripts/book.sh --edition smoke    execute every chapter in smoke mode (synthetic data, CPU-sized: what CI
-#                                      runs), then build from those executed notebooks
-#   scripts/book.sh --edition cpu      execute the real-data edition (Fashion-MNIST at CPU scale), keep it as
-#                                      the committed edition in book/edition/ (commit it to publish it), build
-#   scripts/book.sh --edition full     the CIFAR and ImageNet recipes (a GPU job with the datasets), then build
-#
-# Executing goes through `cifar-lab reproduce --scale EDITION --out runs/edition-EDITION` (rerunning resumes:
-# chapters done at the same commit are skipped), which prints one line per chapter. The build fails on any
-# warning (-W). Data goes to $CIFAR_LAB_DATA (default: data/); jupyter-book's output goes to _build/book.log.
+# Set up, then build the HTML book into _build/html from an edition; `--help` says how.
 set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: scripts/book.sh [-h] [--edition smoke|cpu|full]
+
+Set up the environment (scripts/setup.sh), then build the HTML book into _build/html from an edition:
+every chapter executed once at one scale.
+
+  scripts/book.sh                    the committed edition (book/edition/, the real-data CPU edition): nothing
+                                     is executed, so it takes about a minute once the environment exists
+                                     (without a committed edition it says so and executes the smoke one)
+  scripts/book.sh --edition smoke    execute every chapter in smoke mode (synthetic data, CPU-sized: what CI
+                                     runs), then build from those executed notebooks
+  scripts/book.sh --edition cpu      execute the real-data edition (Fashion-MNIST at CPU scale), keep it as
+                                     the committed edition in book/edition/ (commit it to publish it), build
+  scripts/book.sh --edition full     the CIFAR and ImageNet recipes (a GPU job with the datasets), then build
+
+Executing goes through `cifar-lab reproduce --scale EDITION --out runs/edition-EDITION` (rerunning resumes:
+chapters done at the same commit are skipped), which prints one line per chapter. The build fails on any
+warning (-W). Data goes to $CIFAR_LAB_DATA (default: data/); jupyter-book's output goes to _build/book.log.
+
+environment:
+  CIFAR_LAB_VENV   the virtual environment (default: .venv inside this clone)
+  CIFAR_LAB_DATA   where the datasets are (default: data/)
+
+options:
+  -h, --help       show this help and exit (nothing is set up, executed or built)
+  --edition NAME   smoke, cpu or full (default: the committed edition)
+USAGE
+}
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${CIFAR_LAB_VENV:-$repo/.venv}"
 edition=committed
@@ -21,7 +38,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --edition) edition="${2:-}"; shift 2 || { echo "book: --edition needs a value: smoke, cpu or full" >&2; exit 2; } ;;
     --edition=*) edition="${1#--edition=}"; shift ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "book: unknown argument '$1'; use --edition smoke|cpu|full, or no argument for the committed edition" >&2
        exit 2 ;;
   esac
@@ -52,9 +69,10 @@ else
   cifar-lab reproduce --scale "$edition" --out "$run_dir"
   source_dir="$run_dir"
   if [ "$edition" = cpu ]; then
-    cifar-lab edition publish --from "$run_dir" --to book/edition
+    cifar-lab edition publish --from "$run_dir"
     source_dir=book/edition
-    echo "book:       kept as the committed edition in book/edition/ (git add book/edition to publish it)"
+    echo "book:       kept as the committed edition in book/edition/ and book/results/chapters/" \
+         "(git add book/edition book/results/chapters to publish it)"
   fi
 fi
 cifar-lab edition stage --from "$source_dir" --to _build/stage

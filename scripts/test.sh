@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite: unit and integration tests, the notebook pairs, nbval over every
-# notebook in smoke mode (checked outputs against the committed .ipynb), the papermill runner and the book
-# build, and the browser tests (Chromium, installed here with apt-get when missing and running as root).
-# Extra arguments go to pytest (e.g. scripts/test.sh -x -k runner).
+# Set up, then run the whole test suite; `--help` says how.
 set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: scripts/test.sh [-h] [PYTEST_ARGUMENTS...]
+
+Set up the environment (scripts/setup.sh), then run the whole test suite in smoke mode (CIFAR_LAB_SMOKE=1):
+unit and integration tests, the notebook pairs, nbval over every notebook (checked outputs against the
+committed .ipynb), the papermill runner and the book build, and the browser tests (Chromium, installed
+here with apt-get when missing and running as root).
+
+Extra arguments go to pytest, e.g.
+  scripts/test.sh -x -k runner
+  scripts/test.sh tests/test_cli.py
+(pytest's own options: .venv/bin/python -m pytest --help)
+
+environment:
+  CIFAR_LAB_VENV   the virtual environment (default: .venv inside this clone)
+
+options:
+  -h, --help       show this help and exit (nothing is set up or run)
+USAGE
+}
+
+for argument in "$@"; do
+  case "$argument" in
+    -h|--help) usage; exit 0 ;;
+  esac
+done
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${CIFAR_LAB_VENV:-$repo/.venv}"
 "$repo/scripts/setup.sh"

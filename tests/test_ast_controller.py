@@ -4,7 +4,7 @@ import torch
 
 from cifar_lab.sparse import sim
 from cifar_lab.sparse.config import GAIN_SETS
-from cifar_lab.sparse.controller import PIController
+from cifar_lab.sparse.controller import CumulativeRateController, PIController
 from cifar_lab.sparse.score import significance
 from cifar_lab.engine import checkpoint
 
@@ -71,3 +71,29 @@ def test_controller_state_round_trips_through_a_checkpoint(tmp_path, stream):
     for name in ("theta", "ema", "integral", "updates"):
         assert torch.equal(getattr(controller, name), getattr(restored, name))
     assert int(restored.updates) == 60
+
+
+def test_the_seed_gates_controller_is_fed_the_rate_since_it_started_in_its_repositorys_order():
+    """Mutants caught: the seed gate's controller fed each batch's own rate (as the engine's is); its integral
+    accumulated before the threshold step uses it (the engine's order)."""
+    controller = CumulativeRateController(target=0.1, kp=0.5, ki=0.01, theta0=0.5, ema_alpha=0.3)
+    controller.update(64, 64)   # every sample of the first batch
+    controller.update(0, 64)    # none of the second: the cumulative rate is 0.5, the batch's own 0
+    ema1 = 0.3 * 1.0 + 0.7 * 0.1
+    ema2 = 0.3 * 0.5 + 0.7 * ema1
+    theta1 = 0.5 + 0.5 * (ema1 - 0.1)                       # the integral starts at 0
+    theta2 = theta1 + 0.5 * (ema2 - 0.1) + 0.01 * (ema1 - 0.1)   # the integral of the batches before
+    assert float(controller.ema) == pytest.approx(ema2, rel=1e-6)
+    assert float(controller.theta) == pytest.approx(theta2, rel=1e-6)
+    assert float(controller.integral) == pytest.approx((ema1 - 0.1) + (ema2 - 0.1), rel=1e-6)
+    assert int(controller.activated) == 64 and int(controller.processed) == 128
+
+
+def test_the_seed_gates_anti_windup_tests_the_proposed_threshold():
+    """Mutant caught: the anti-windup test on the threshold before the step (the engine's rule), which lets the
+    integral grow while the step takes theta past 0.99."""
+    controller = CumulativeRateController(target=0.1, kp=1.0, ki=0.0, theta0=0.9, ema_alpha=1.0)
+    controller.integral = torch.tensor(2.0)
+    controller.update(50, 100)   # error 0.4: proposed 1.3, outside (0.01, 0.99): the integral decays
+    assert float(controller.theta) == 1.0
+    assert float(controller.integral) == pytest.approx(0.9 * 2.0)

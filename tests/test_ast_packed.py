@@ -7,10 +7,12 @@ import sys
 
 import pytest
 import torch
+import torch.nn as nn
 
-from cifar_lab import presets
+from cifar_lab import models, presets
 from cifar_lab.engine import train
 from cifar_lab.engine.optim import lr_factor
+from cifar_lab.engine.steps import planned_optimizer_steps
 from cifar_lab.sparse.controller import PIController
 
 SMOKE = {"dataset": "synthetic", "train_subset": 1280, "test_subset": 200, "progress": False,
@@ -80,3 +82,29 @@ def test_bench_ast_times_four_paths_with_their_steps(tmp_path):
     assert paths["dense"]["optimizer_steps"] == paths["unpacked"]["optimizer_steps"] == 10
     assert paths["packed"]["optimizer_steps"] < 10 and paths["random"]["optimizer_steps"] < 10
     assert paths["dense"]["samples_trained"] == 320
+
+
+def _tiny_cnn(num_classes=10):
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, num_classes))
+
+
+@pytest.mark.parametrize("selection", ["gate", "selective_backprop"])
+def test_planned_steps_are_dense_steps_and_a_packed_run_ends_its_schedule_with_its_last_epoch(
+        tmp_path, monkeypatch, selection):
+    """The schedule of a packed selection is planned in the optimizer steps of dense training and follows the
+    data, so it stands at its final value when the last epoch ends, however few optimizer steps were taken.
+    Mutants caught: the plan counting the packed run's own steps as predicted from the target (the schedule is
+    spent within the first epoch); the schedule moved once per optimizer step (it never gets to its end)."""
+    monkeypatch.setitem(models.MODELS, "tiny_test_cnn", models.ModelSpec(_tiny_cnn, 16))
+    config = presets.resolve("cifar10-simplecnn-ast", {
+        "dataset": "synthetic", "data_root": str(tmp_path), "synthetic_train_size": 160, "synthetic_test_size": 32,
+        "model": "tiny_test_cnn", "input_size": 16, "batch_size": 32, "epochs": 3, "grad_accum": 2,
+        "schedule": "cosine", "lr": 0.01, "ast.selection": selection, "ast.target": 0.2, "progress": False,
+        "save_checkpoints": False, "device": "cpu"})
+    assert planned_optimizer_steps(config, 5) == 3 * 3   # 5 batches an epoch, a step every 2 (and the last)
+    history = train(config, None).history
+    assert sum(row["optimizer_steps"] for row in history) < 9
+    assert [row["lr"] for row in history] == pytest.approx(
+        [0.01 * lr_factor("cosine", 3 * epoch, 9, 0) for epoch in (1, 2, 3)], abs=1e-12)
+    assert history[-1]["lr"] == 0.0

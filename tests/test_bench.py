@@ -125,7 +125,8 @@ def test_bench_train_reports_both_paths(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(report.read_text())
     assert {"ours_img_s", "reference_img_s", "ratio"} <= set(result)
-    assert result["model"] == "simple_cnn" and result["reference"].startswith("fp32")
+    assert result["model"] == "simple_cnn" and result["reference_settings"] == {
+        "loop": "plain", "precision": "fp32", "channels_last": False, "label_smoothing": 0.0}
 
 
 def test_bench_unknown_model_is_one_line(tmp_path):

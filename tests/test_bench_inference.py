@@ -124,12 +124,19 @@ def test_compile_route_agrees_with_eager(small_checkpoint):
 
 
 def test_cli_writes_the_json_and_bad_routes_are_one_line(small_checkpoint, tmp_path):
+    """Mutants: progress bars written into a redirected log; the header naming the threads twice ("(1 threads)
+    (1 threads)"); an unknown route accepted, or refused after a half-written report."""
     report = tmp_path / "bench.json"
     base = [sys.executable, "-m", "cifar_lab", "bench", "inference", "--checkpoint", str(small_checkpoint)]
     done = subprocess.run(base + ["--routes", "onnxruntime", "--repeats", "1", "--runs", "2", "--warmup", "0",
-                                  "--batch-size", "8", "--batch-runs", "1", "--eval-images", "32",
-                                  "--no-progress", "--json", str(report)], capture_output=True, text=True)
+                                  "--batch-size", "8", "--batch-runs", "1", "--eval-images", "32", "--threads", "1",
+                                  "--json", str(report)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # no progress bar in a pipe, and the threads named once, with the CPU
+    assert "\r" not in done.stderr and "step/s" not in done.stderr
+    header = done.stdout.splitlines()[0]
+    assert "1 thread)" in header
+    assert header.count("thread") == 1, header
     r = json.loads(report.read_text())
     assert set(r["routes"]) == {"eager", "onnxruntime"} and "best route at batch 1" in done.stdout
     for key in ("best_route", "speedup_vs_eager", "speedup_spread", "load_average", "threads"):

@@ -70,3 +70,27 @@ def test_a_published_28px_image_is_padded_as_in_training_not_stretched(checkpoin
     assert torch.equal(inference.prepare(native, predictor.input), padded)
     assert torch.equal(inference.model_input([native], predictor.input),
                        inference.model_input([padded], predictor.input))
+
+
+def test_an_upload_is_prepared_like_the_test_images_and_the_page_says_how(checkpoint, tmp_path):
+    """A photo of a dark shirt on a light table (not from the test split) is inverted, trimmed and padded, never
+    stretched, and the text under the answer names that; a blank photo gets the warning. Mutants: the demo
+    classifies the photo as it comes (colour, light background, stretched: the line does not say "inverted" and
+    the model sees a light frame); the page drops the preparation line or the warning."""
+    photo = np.full((300, 200, 3), 230, dtype=np.uint8)
+    photo[50:260, 65:135] = (50, 70, 110)     # body
+    photo[50:120, 30:170] = (50, 70, 110)     # shoulders and sleeves
+    path = tmp_path / "shirt.png"
+    Image.fromarray(photo).save(path)
+    classifier = demo.Classifier(checkpoint, device="cpu", examples=0)
+    fine, coarse, notes = classifier.answer(path)
+    assert set(fine) == set(fashion_mnist.CLASS_NAMES) and set(coarse) == set(fashion_mnist.COARSE_NAMES)
+    assert notes.startswith("prepared: grey, inverted (light background), ")
+    assert "trimmed to the object (140x210 of 200x300), scaled 140x210 -> 19x28 (aspect kept), padded to 32x32" \
+        in notes and "warning" not in notes
+    prepared = classifier.predictor.prepare(path).image
+    assert prepared.shape == (3, 32, 32) and int(inference.border_pixels(prepared).max()) == 0
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 300), (210, 210, 210)).save(blank)
+    _, _, notes = classifier.answer(blank)
+    assert "**warning: input unlike the training images (" in notes and "contrast 0.00 vs " in notes

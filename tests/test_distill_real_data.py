@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cifar_lab.book import distillation, real_data
+from cifar_lab.book import distillation, real_data, record
 from cifar_lab.data import fashion_mnist
 from cifar_lab.errors import UsageError
 
@@ -17,19 +17,21 @@ TEST_IMAGES = 300
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("ch9_fashion")
-    found = distillation.fashion_experiment(
+    records, extras = distillation.fashion_experiment(
         out, seeds=[0, 1], student_epochs=1, student_train_subset=300, teacher_epochs=1,
-        teacher_train_subset=1000, test_subset=TEST_IMAGES, calibration_images=32)
-    return out, found
+        teacher_train_subset=1000, test_subset=TEST_IMAGES, calibration_images=32, command="cifar-lab run ch9")
+    return out, record.RecordSet(records, extras, "run")
 
 
 @needs_files
 def test_the_students_differ_only_in_the_teacher(experiment):
+    """Mutant caught: a 'distilled' student trained without the teacher, or students on other images than each
+    other; and a record naming the teacher by this machine's path."""
     out, found = experiment
-    records = found["records"]
-    assert list(records) == [distillation.TEACHER, distillation.DISTILLED, distillation.SCRATCH]
-    assert all(record["dataset"] == fashion_mnist.NAME for record in records.values())
-    assert records[distillation.DISTILLED]["seeds"] == records[distillation.SCRATCH]["seeds"] == [0, 1]
+    assert found.labels == [distillation.TEACHER, distillation.DISTILLED, distillation.SCRATCH,
+                            distillation.FP32_ROUTE, distillation.INT8_ROUTE]
+    assert all(r.dataset == fashion_mnist.NAME and r.command == "cifar-lab run ch9" for r in found.records)
+    assert found.get(distillation.DISTILLED).seeds == found.get(distillation.SCRATCH).seeds == (0, 1)
     teacher_checkpoint = (out / "teacher" / "best.pt").resolve()
     for seed in (0, 1):
         distilled = json.loads((out / "distilled_student" / f"seed{seed}" / "summary.json").read_text())
@@ -40,43 +42,48 @@ def test_the_students_differ_only_in_the_teacher(experiment):
         assert distilled["model"] == scratch["model"] == "simple_cnn"
     # The same seed draws the same 300 training images for both variants; the teacher saw 1,000.
     for name in (distillation.DISTILLED, distillation.SCRATCH):
-        assert records[name]["overrides"]["train_subset"] == 300
-    assert records[distillation.TEACHER]["overrides"]["train_subset"] == 1000
-    assert records[distillation.DISTILLED]["overrides"]["distill.teacher"] == "teacher/best.pt"
+        assert found.get(name).train_images == 300 and found.get(name).details["overrides"]["train_subset"] == 300
+    assert found.get(distillation.TEACHER).train_images == 1000
+    assert found.get(distillation.DISTILLED).details["overrides"]["distill.teacher"] == "teacher/best.pt"
     # Only the loss differs, so the curves do.
-    assert records[distillation.DISTILLED]["runs"][0]["history"] != records[distillation.SCRATCH]["runs"][0]["history"]
+    curves = real_data.curves(found)
+    assert curves[distillation.DISTILLED]["runs"][0]["history"] != curves[distillation.SCRATCH]["runs"][0]["history"]
 
 
 @needs_files
 def test_int8_is_measured_on_the_teachers_test_split(experiment):
+    """Mutant caught: int8 records on another split than the teacher's test images, or an fp32 accuracy read
+    from the training run instead of measured on the checkpoint."""
     _, found = experiment
-    int8, teacher = found["int8"], found["teacher"]
-    assert int8["eval_images"] == TEST_IMAGES and int8["calibration_images"] == 32
-    assert 0.0 <= int8["agreement"] <= 1.0 and 0.0 <= int8["int8_top1"] <= 1.0
-    assert int8["int8_size_mb"] < int8["fp32_size_mb"]
-    assert "int8" in int8["route"]
+    int8 = found.get(distillation.INT8_ROUTE, distillation.CHECKPOINT_ACCURACY)
+    fp32 = found.get(distillation.FP32_ROUTE, distillation.CHECKPOINT_ACCURACY)
+    agreement = found.get(distillation.INT8_ROUTE, distillation.AGREEMENT).values[0]
+    assert int8.test_images == fp32.test_images == TEST_IMAGES
+    assert int8.details["calibration_images"] == 32 and "int8" in int8.details["route"]
+    assert 0.0 <= agreement <= 1.0 and 0.0 <= int8.values[0] <= 1.0
+    assert found.get(distillation.INT8_ROUTE, distillation.MODEL_SIZE).values[0] < \
+        found.get(distillation.FP32_ROUTE, distillation.MODEL_SIZE).values[0]
     # The fp32 accuracy is the teacher checkpoint's own: what its training run measured on the same images
     # (the run evaluated under bf16 autocast where the CPU has it, so a few images may differ).
-    assert teacher["test_acc"] == int8["fp32_top1"]
-    assert abs(teacher["test_acc"] - found["records"][distillation.TEACHER]["best_acc_mean"]) <= 3 / TEST_IMAGES
+    best = found.get(distillation.TEACHER, record.BEST_ACCURACY).values[0]
+    assert abs(fp32.values[0] - best) <= 3 / TEST_IMAGES
     # Agreement and the two accuracies are consistent: the images int8 answers differently can change the
     # accuracy by at most their share.
-    assert abs(int8["int8_top1"] - int8["fp32_top1"]) <= 1.0 - int8["agreement"] + 1e-9
+    assert abs(int8.values[0] - fp32.values[0]) <= 1.0 - agreement + 1e-9
 
 
 @needs_files
-def test_the_record_saves_and_renders(experiment, tmp_path):
+def test_the_records_save_and_render(experiment, tmp_path):
+    """Mutant caught: records that do not survive `record.save`/`load` (a field lost), or a comparison sentence
+    over the wrong entries."""
     _, found = experiment
-    path = real_data.save(found, tmp_path, "fmnist_ch9_distill", "cifar-lab run notebooks/09_inference.md",
-                          {"commit": "0" * 40, "start_utc": "2026-01-01T00:00", "device": "cpu"})
-    saved = real_data.load(path)
-    assert saved["int8"] == found["int8"] and saved["sizes"]["seeds"] == [0, 1]
-    table = real_data.summary_table(saved["records"])
+    path = record.save(tmp_path / "records.json", found.records, found.extras)
+    saved = record.committed(path)
+    assert saved.records == found.records and saved.digest == found.digest
+    table = real_data.summary_table(saved.only([distillation.TEACHER, distillation.DISTILLED, distillation.SCRATCH]))
     assert list(table.index) == [distillation.TEACHER, distillation.DISTILLED, distillation.SCRATCH]
-    found_vs = real_data.versus(saved["records"], distillation.DISTILLED, distillation.SCRATCH)
-    assert found_vs["sentence"].startswith(distillation.DISTILLED)
-    assert distillation.SCRATCH in found_vs["sentence"] and "2 seeds" in found_vs["sentence"]
-    assert "cifar-lab run notebooks/09_inference.md" in real_data.describe(saved)
+    sentence = real_data.versus_sentence(saved, distillation.DISTILLED, distillation.SCRATCH)
+    assert sentence.startswith(distillation.DISTILLED) and distillation.SCRATCH in sentence and "n=2 and 2" in sentence
 
 
 def test_the_students_need_a_training_subset(tmp_path):

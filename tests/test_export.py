@@ -29,6 +29,9 @@ def leftovers(folder):
 
 @pytest.mark.parametrize("fmt", export.FORMATS)
 def test_export_validates_and_round_trips_the_metadata(small_checkpoint, tmp_path, fmt):
+    """Mutants (among those the assertions below catch): a TorchScript .pt export taken for a checkpoint by
+    `export.file_kind` (so `predict` would fail on it); the file's metadata without the checkpoint's whole input
+    record (the dataset's conventions or the training images' statistics left out)."""
     out = tmp_path / f"model{export.SUFFIXES[fmt]}"
     result = export.export(small_checkpoint, fmt, out, images=32)
     assert out.is_file() and leftovers(tmp_path) == [out.name]
@@ -38,7 +41,12 @@ def test_export_validates_and_round_trips_the_metadata(small_checkpoint, tmp_pat
     state = checkpoint.load(small_checkpoint)
     loaded = export.load(out)
     assert loaded.format == fmt
+    # `predict` tells a TorchScript .pt from a checkpoint .pt by its contents, and every export from a checkpoint
+    assert export.file_kind(out) == fmt and export.file_kind(small_checkpoint) == "checkpoint"
     assert loaded.class_names == state["class_names"]
+    # the whole input record travels with the file: sizes, normalisation, conventions, training statistics
+    assert loaded.metadata["input"] == json.loads(json.dumps(checkpoint.input_record(state)))
+    assert loaded.input_record["colour"] == "rgb" and loaded.input_record["statistics"]["images"] == 512
     assert loaded.metadata["input"]["mean"] == list(state["input"]["mean"])
     assert loaded.metadata["input"]["std"] == list(state["input"]["std"])
     assert loaded.metadata["input"]["resolution"] == 32
@@ -131,6 +139,14 @@ def test_load_refuses_a_file_that_is_not_an_export(tmp_path):
         export.load(bogus)
     with pytest.raises(UsageError, match="no such file"):
         export.load(tmp_path / "missing.pt2")
+
+
+def test_the_command_offers_the_librarys_formats_and_tolerance():
+    """Mutant: a format or the tolerance changed in `cifar_lab.export` but not in the command's options (which
+    are written out there so that `cifar-lab --help` does not load PyTorch)."""
+    from cifar_lab.cli import export as command
+
+    assert command.FORMATS == export.FORMATS and command.TOLERANCE == export.TOLERANCE
 
 
 def test_cli_export_onnx_prints_the_difference_and_writes_json(small_checkpoint, tmp_path):

@@ -11,19 +11,12 @@ import torch
 from cifar_lab import models, presets
 from cifar_lab.cli import main
 from cifar_lab.config import TrainConfig, validate
-from cifar_lab.data import augment, fashion_mnist, registry
+from cifar_lab.data import fashion_mnist, registry
 from cifar_lab.engine.evaluate import superclass_accuracy
 from cifar_lab.errors import DataError, UsageError
+from data_files import crop_windows, key, served, write_fashion_mnist, write_idx  # tests/ is on sys.path
 
 N_TRAIN, N_TEST = 120, 40
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An IDX file as the dataset publishes it: gzip, magic 0x0803 (images) or 0x0801 (labels), sizes, bytes."""
-    magic = 0x00000800 | array.ndim
-    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
 
 
 def fake_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,25 +212,61 @@ def test_superclass_accuracy_counts_a_shirt_taken_for_a_coat_as_right():
 
 # --- augmentation ------------------------------------------------------------------------------------------
 
-def test_crop_flip_never_flips_vertically():
-    """Every augmented image is a crop of the padded image or of its left-right mirror, never upside down."""
-    image = torch.arange(1, 28 * 28 + 1).reshape(1, 1, 28, 28).remainder(251).add(1).to(torch.uint8)
-    batch = image.repeat(256, 1, 1, 1)
-    out = augment.build("crop_flip")(batch, torch.Generator().manual_seed(0))
-    padded = torch.nn.functional.pad(image, (4, 4, 4, 4))[0, 0]
-    allowed = [padded[dy:dy + 28, dx:dx + 28] for dy in range(9) for dx in range(9)]
-    allowed += [crop.flip(1) for crop in allowed]
-    upside_down = [crop.flip(0) for crop in allowed[:81]]
-    for augmented in out[:, 0]:
-        assert any(torch.equal(augmented, crop) for crop in allowed)
-        assert not any(torch.equal(augmented, crop) for crop in upside_down)
-    assert any(torch.equal(o, allowed[40].flip(1)) for o in out[:, 0])  # the horizontal flip does happen
+@pytest.fixture
+def one_garment(tmp_path, monkeypatch) -> Path:
+    """IDX files whose training split is one random image (pixels 1-255, no symmetry) N_TRAIN times, served as
+    the Debian package's folder: what a loader makes of it can be told apart from every flip and shift."""
+    image = fake_images(1, 5)[0]
+    folder = write_fashion_mnist(tmp_path / "fashion-mnist", np.repeat(image, N_TRAIN, axis=0),
+                                 fake_images(N_TEST, 1)[0])
+    monkeypatch.setenv(fashion_mnist.DIR_VARIABLE, str(folder))
+    return tmp_path / "empty"
 
 
-def test_fmnist_presets_use_label_preserving_augmentation():
+def preset_run(name: str, data_root, **sets):
+    """The data of a run of preset `name` on the folder of `one_garment`, as the run builds it (a distillation
+    preset's teacher, which its config must name, plays no part in the data)."""
+    config = presets.resolve(name, {"data_root": str(data_root), "download": False, "num_workers": 0,
+                                    "progress": False, **sets})
+    return registry.build(config, "cpu", torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("loader", ["device", "torchvision"])
+def test_the_runs_loader_flips_left_right_shifts_with_black_fill_and_never_turns_upside_down(one_garment, loader):
+    """Through the loader a `fmnist-simplecnn` run builds: every training image is a crop of the stored image
+    (28x28 padded to 32 with zeros) padded by 4 more zeros, or its mirror image left to right; both mirrored
+    and shifted crops appear; none is upside down.
+
+    Mutants: a vertical flip in the policy; the crop filling its border with the mean instead of black (0);
+    the horizontal flip dropped; no augmentation on one route."""
+    data = preset_run("fmnist-simplecnn", one_garment, loader=loader, batch_size=32)
+    stored = data.train_split.images[0]
+    windows = crop_windows(stored)
+    assert key(stored.flip(-2)) not in windows          # upside down, the garment is none of the allowed images
+    draws = [windows.get(key(image)) for image in torch.cat([served(data, 0), served(data, 1)])]
+    assert None not in draws                            # each a pad-4 crop or its mirror: never upside down
+    draws = draws[:N_TRAIN]
+    flipped = sum(flip for _, _, flip in draws)
+    assert 0.25 * N_TRAIN < flipped < 0.75 * N_TRAIN                      # about half mirrored
+    shifts = {(dy, dx) for dy, dx, _ in draws}
+    assert len(shifts) > 20 and {0, 8} <= {dy for dy, _ in shifts}        # shifted up to 4 px each way, 0-filled
+
+
+def test_no_fmnist_preset_turns_a_garment_upside_down_or_distorts_it(one_garment):
+    """Through the loader each `fmnist-*` preset builds (padded or native layout, 3 channels or 1): every
+    training image is the stored image, a pad-4 crop of it or its mirror left to right - never upside down,
+    rotated or recoloured, which would show the network garments the test split does not hold.
+
+    Mutant: a Fashion-MNIST preset given a policy that is not label-preserving for clothing (a vertical flip,
+    or `naivenet`'s rotation and colour jitter)."""
     for name in presets.names():
-        if name.startswith("fmnist-"):
-            assert presets.resolve(name).augment in ("crop_flip", "none"), name
+        if not name.startswith("fmnist-"):
+            continue
+        data = preset_run(name, one_garment)
+        stored = data.train_split.images[0]
+        windows = crop_windows(stored)
+        assert key(stored.flip(-2)) not in windows, name   # upside down, the garment is none of the allowed images
+        assert all(key(image) in windows for image in served(data, 0)), name
 
 
 # --- the benchmark table's networks --------------------------------------------------------------------------

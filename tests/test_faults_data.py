@@ -405,11 +405,20 @@ def hf_label_cases():
                             "[validation] has label -1, outside 0-1"),   # -1: the hub's "no label"
         "strings": (["cat", "dog", "cat", "dog"], ["cat", "dog"], datasets.Value("string"),
                     "[train] has labels of type string, not class indices"),
+        # An integer column with a missing value comes back as floats with a NaN; in the first split, whose
+        # largest label gives the class count, that NaN must not reach int() before the check for it.
+        "none-in-the-first-split": ([0, 1, None, 1], [0, 1], datasets.Value("int64"),
+                                    "[train] has rows without a label"),
+        "none-in-the-second-split": ([0, 1, 0, 1], [None, 1], datasets.Value("int64"),
+                                     "[validation] has rows without a label"),
     }
 
 
-@pytest.mark.parametrize("case", ["negative", "beyond-the-class-count", "unlabelled-rows", "strings"])
+@pytest.mark.parametrize("case", ["negative", "beyond-the-class-count", "unlabelled-rows", "strings",
+                                  "none-in-the-first-split", "none-in-the-second-split"])
 def test_hugging_face_labels_that_are_not_class_indices_are_refused_before_the_run(tmp_path, capsys, case):
+    """Mutant caught (none-in-the-first-split): `check_hf_labels` takes the class count from `int(first.max())`
+    before it checks for rows without a label, so one None label ends in a ValueError traceback."""
     train_labels, val_labels, feature, says = hf_label_cases()[case]
     path = hf_dataset(tmp_path / "hf", train_labels, val_labels, feature)
     capsys.readouterr()  # the library's progress bars while the fixture is saved
@@ -419,6 +428,88 @@ def test_hugging_face_labels_that_are_not_class_indices_are_refused_before_the_r
                        "--out", out)
     assert_one_line_error(code, err, "train", says, "save the dataset again")
     assert not out.exists()  # no config.json, no environment.json
+
+
+# --- Fashion-MNIST: damaged gzip files -------------------------------------------------------------------
+
+def gzipped_idx(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes (magic 0x080N, one big-endian size per dimension), gzipped as published."""
+    import gzip
+    import struct
+
+    header = struct.pack(">I", 0x00000800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
+
+
+def flip(offset: int):
+    def edit(blob: bytes) -> bytes:
+        damaged = bytearray(blob)
+        damaged[offset] ^= 0xFF
+        return bytes(damaged)
+    return edit
+
+
+def first_offset_raising(blob: bytes, error: type) -> int:
+    """The first byte of the deflate stream (after the 10-byte gzip header) whose flip makes `error`."""
+    import gzip
+
+    for offset in range(10, len(blob) - 8):
+        try:
+            gzip.decompress(flip(offset)(blob))
+        except error:
+            return offset
+        except Exception:
+            continue
+    raise AssertionError(f"no single flipped byte raises {error.__name__}")
+
+
+def flipped_deflate(blob: bytes) -> bytes:
+    import zlib
+
+    return flip(first_offset_raising(blob, zlib.error))(blob)
+
+
+# Each damage, and what Python's gzip module raises for it (checked, so each case is the fault it is named for).
+GZIP_FAULTS = {
+    "flipped-deflate-bytes": (flipped_deflate, "error"),        # zlib.error: invalid block type, distance, ...
+    "crc-mismatch": (lambda blob: flip(len(blob) - 8)(blob), "BadGzipFile"),     # CRC32 trailer
+    "length-mismatch": (lambda blob: flip(len(blob) - 4)(blob), "BadGzipFile"),  # ISIZE trailer
+    "truncated-stream": (lambda blob: blob[:len(blob) // 2], "EOFError"),
+    "not-gzip": (lambda blob: b"PK\x03\x04" + blob[4:], "BadGzipFile"),
+}
+
+
+@pytest.mark.parametrize("fault", GZIP_FAULTS)
+@pytest.mark.parametrize("damaged", ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+def test_a_damaged_fashion_mnist_gzip_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, fault,
+                                                                    damaged):
+    """Mutant caught: `fashion_mnist.read_idx` catches only OSError and EOFError, so a flipped byte in the
+    compressed data raises zlib.error, which reaches the user as a traceback with exit status 1."""
+    import gzip
+
+    from cifar_lab.data import fashion_mnist
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for train, n in ((True, 20), (False, 10)):
+        image_file, label_file = fashion_mnist.FILES[train]
+        (folder / image_file).write_bytes(gzipped_idx(rng.integers(1, 256, size=(n, 28, 28))))
+        (folder / label_file).write_bytes(gzipped_idx(np.arange(n) % 10))
+    edit, raised = GZIP_FAULTS[fault]
+    target = folder / damaged
+    target.write_bytes(edit(target.read_bytes()))
+    with pytest.raises(Exception) as direct:
+        gzip.decompress(target.read_bytes())
+    assert type(direct.value).__name__ == raised, repr(direct.value)
+
+    monkeypatch.setenv(fashion_mnist.DIR_VARIABLE, str(folder))
+    out, empty = tmp_path / "run", tmp_path / "empty"
+    code, _, err = cli(capsys, "train", "--preset", "fmnist-simplecnn", "--set", f"data_root={empty}",
+                       "download=false", "epochs=1", "--out", out)
+    assert_one_line_error(code, err, "train", f"{target} cannot be read as a gzipped IDX file", raised,
+                          "apt-get install --reinstall dataset-fashion-mnist")
+    assert not out.exists() and not empty.exists()
 
 
 # --- the synthetic set: class counts, seeds, and what a killed writer leaves -------------------------------

@@ -241,6 +241,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_ranks_die_with_a_launcher_killed_by_sigkill(tmp_path):
+    """Mutant caught: the ranks are not tied to their launcher (no parent-death signal in
+    `distributed.die_with_launcher`), so after the launcher's SIGKILL they train on as orphans. The test waits
+    until every rank is gone, up to a deadline that only ends a hang: it neither sleeps a fixed time nor
+    assumes how quickly the signal arrives."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "cifar_lab", "train", "--nproc-per-node", "2", "--preset", "cifar10-simplecnn",
                "--set", *SMALL, "epochs=500", f"data_root={tmp_path / 'data'}", "--out", str(out)]
@@ -255,7 +259,9 @@ def test_ranks_die_with_a_launcher_killed_by_sigkill(tmp_path):
         assert len(ranks) == 2
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(timeout=30)
-        time.sleep(10)
+        deadline = time.monotonic() + 120
+        while [pid for pid in ranks if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert [pid for pid in ranks if _alive(pid)] == []
     finally:
         for pid in [launcher.pid, *ranks]:

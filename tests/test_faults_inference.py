@@ -93,13 +93,80 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(small_checkpoint, tmp_path
         assert torch.equal(inference.to_uint8_chw(handle), narrow)
 
 
+# --- the ONNX file the ONNX routes share ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_and_meta(small_checkpoint):
+    from cifar_lab import export
+    from cifar_lab.engine import checkpoint
+
+    state = checkpoint.load(small_checkpoint)
+    return checkpoint.load_model(state, "cpu"), export.metadata(state)
+
+
+def onnx_matches_eager(model, meta, work_dir: Path) -> bool:
+    """Build the onnxruntime route in `work_dir` and compare its logits with the eager model's."""
+    from cifar_lab import inference_routes
+
+    resolution = meta["input"]["resolution"]
+    images = torch.randn(8, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    route = inference_routes.build("onnxruntime", model, meta, "cpu", work_dir)
+    with torch.inference_mode():
+        expected = model(images)
+    return torch.allclose(inference_routes.logits(route, images, batch_size=8), expected, atol=1e-4)
+
+
+def test_a_truncated_model_onnx_is_exported_again_not_trusted(model_and_meta, tmp_path):
+    """Mutant caught: the ONNX routes reuse `work_dir/model.onnx` whenever the file exists, so the file a kill
+    cut short mid-write (here: its first half) is handed to ONNX Runtime, which fails to load it."""
+    model, meta = model_and_meta
+    assert onnx_matches_eager(model, meta, tmp_path)
+    whole = (tmp_path / "model.onnx").read_bytes()
+    (tmp_path / "model.onnx").write_bytes(whole[:len(whole) // 2])
+    assert onnx_matches_eager(model, meta, tmp_path)
+    assert (tmp_path / "model.onnx").read_bytes() == whole
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_another_models_onnx_in_a_kept_work_folder_is_not_reused(model_and_meta, tmp_path):
+    """Mutant caught: reuse checks that the file is a whole, valid ONNX model (onnx.checker, or its own hash)
+    but not that it is the export of this model: a kept work folder still holding another checkpoint's export
+    would then be timed and scored in this model's name."""
+    import copy
+
+    model, meta = model_and_meta
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.mul_(-1.0)
+    assert onnx_matches_eager(other, meta, tmp_path)       # the other model's export and record are in place
+    assert onnx_matches_eager(model, meta, tmp_path)       # exported again for this one
+
+
+def test_a_whole_export_of_the_same_model_is_reused(model_and_meta, tmp_path, monkeypatch):
+    """Mutant caught: a check that never passes (a record never written, or hashed over other bytes) exports
+    the model again for every ONNX route, and a kill between the model and its record goes unnoticed: the
+    first build exports, the second reuses, and a model without its record is exported again."""
+    from cifar_lab import export
+
+    model, meta = model_and_meta
+    exports = []
+    real = export.onnx_bytes
+    monkeypatch.setattr(export, "onnx_bytes", lambda *args, **kwargs: exports.append(1) or real(*args, **kwargs))
+    assert onnx_matches_eager(model, meta, tmp_path) and len(exports) == 1
+    assert onnx_matches_eager(model, meta, tmp_path) and len(exports) == 1
+    (tmp_path / "model.onnx.json").unlink()                # killed after the model, before its record
+    assert onnx_matches_eager(model, meta, tmp_path) and len(exports) == 2
+
+
 # --- the demo ------------------------------------------------------------------------------------------------
 
-gradio = pytest.importorskip("gradio", reason="the demo needs the optional extra: pip install -e .[demo]")
+DEMO_EXTRA = "the demo needs the optional extra: pip install -e .[demo]"
 
 
 @pytest.fixture(scope="module")
 def served(small_checkpoint):
+    pytest.importorskip("gradio", reason=DEMO_EXTRA)
     from cifar_lab import demo
 
     classifier = demo.Classifier(small_checkpoint, device="cpu", examples=0)
@@ -136,6 +203,7 @@ def test_the_demo_server_refuses_an_upload_over_its_size_limit(served):
 
 
 def test_the_demo_refuses_a_bomb_before_decoding_it(served, tmp_path):
+    gradio = pytest.importorskip("gradio", reason=DEMO_EXTRA)
     from gradio.data_classes import FileData
 
     app, _ = served

@@ -1,4 +1,5 @@
-"""The loaders' shared rules: one per-rank seed for every route, and the torchvision route's `augment=none`."""
+"""The loaders' shared rules: one per-rank seed for every route, and the torchvision route's `augment=none`.
+What a run's loaders serve, built from its config, is checked on pixels in `test_data_path.py`."""
 from __future__ import annotations
 
 import pytest
@@ -68,20 +69,6 @@ def test_torchvision_route_with_crop_flip_changes_the_images():
     changed = sum(not torch.allclose(x, _normalised(images[i]), atol=1e-6) for batch, index in loader
                   for x, i in zip(batch, index))
     assert changed > 32   # a crop other than the centre or a flip, for most of the 64
-
-
-def test_a_run_with_loader_torchvision_and_augment_none_builds_a_loader_without_crop_or_flip(tmp_path):
-    from torchvision import transforms
-
-    from cifar_lab import presets
-    from cifar_lab.data import registry
-
-    config = presets.resolve("cifar10-simplecnn", [
-        ("dataset", "synthetic"), ("synthetic_train_size", "32"), ("synthetic_test_size", "16"),
-        ("loader", "torchvision"), ("augment", "none"), ("num_workers", "0"), ("data_root", str(tmp_path))])
-    bundle = registry.build(config, torch.device("cpu"), torch.Generator().manual_seed(0))
-    steps = bundle.train_loader.dataset.transform.transforms
-    assert not [s for s in steps if isinstance(s, (transforms.RandomCrop, transforms.RandomHorizontalFlip))]
 
 
 def test_torchvision_route_refuses_a_policy_it_does_not_implement():

@@ -6,22 +6,36 @@ import statistics
 import pandas as pd
 import pytest
 
-from cifar_lab.book import real_data, real_data_tables
+from cifar_lab.book import real_data, real_data_tables, record
 from cifar_lab.errors import UsageError
 
+BASE = dict(unit="fraction", dataset="fashion_mnist", data_source=None, train_images=2000, test_images=2000,
+            recipe_epochs=15, device="cpu", commit="abc", dirty=False, command=None, date=None, run_folder=None,
+            optimizer_steps=[])
 
-def entry(fine, coarse=None, preset="fmnist-simplecnn"):
-    """A record as `real_data.training_record` shapes it, for the per-seed numbers given."""
-    coarse = coarse or [None] * len(fine)
-    return {"preset": preset, "seeds": list(range(len(fine))), "final_acc_mean": statistics.fmean(fine),
-            "final_acc_std": statistics.stdev(fine) if len(fine) > 1 else 0.0, "best_acc_mean": max(fine),
-            "epochs": 2, "runs": [{"seed": seed, "final_acc": f, "final_superclass_acc": c}
-                                  for seed, (f, c) in enumerate(zip(fine, coarse))]}
+
+def entry(fine, coarse=None):
+    """The records `real_data.training_records` gives a variant, for the per-seed values given."""
+    seeds, epochs = list(range(len(fine))), [2] * len(fine)
+    found = [record.Record(label="?", measured=record.FINAL_ACCURACY, seeds=seeds, values=fine, epochs=epochs,
+                           **BASE)]
+    if coarse:
+        found.append(record.Record(label="?", measured=record.FINAL_SUPERCLASS_ACCURACY, seeds=seeds,
+                                   values=coarse, epochs=epochs, **BASE))
+    return found
+
+
+def records_of(**entries):
+    from dataclasses import replace
+
+    return record.RecordSet([replace(r, label=name) for name, found in entries.items() for r in found], {}, "run")
 
 
 def test_fine_and_superclass_means_spreads_and_gap():
-    records = {"baseline": entry([0.80, 0.82, 0.84], [0.95, 0.96, 0.97]),
-               "Cutout": entry([0.79, 0.80, 0.81], [0.94, 0.94, 0.97])}
+    """Mutant caught: the gap as the difference of the two means of different seeds' sets, or a population
+    standard deviation; the table must agree with `Record.summary` (stats.summarize)."""
+    records = records_of(baseline=entry([0.80, 0.82, 0.84], [0.95, 0.96, 0.97]),
+                         Cutout=entry([0.79, 0.80, 0.81], [0.94, 0.94, 0.97]))
     table = real_data_tables.fine_and_superclass(records)
     assert list(table.index) == ["baseline", "Cutout"]
     assert table.loc["baseline", "fine accuracy"] == pytest.approx(0.82)
@@ -32,18 +46,20 @@ def test_fine_and_superclass_means_spreads_and_gap():
     assert table.loc["Cutout", "gap"] == pytest.approx(statistics.fmean([0.15, 0.14, 0.16]))
     assert table.loc["Cutout", "seeds"] == 3
     # the fine columns agree with what the record's own summary says
-    assert table.loc["baseline", "fine std"] == pytest.approx(records["baseline"]["final_acc_std"])
+    assert table.loc["baseline", "fine std"] == pytest.approx(records.get("baseline").summary.std)
 
 
 def test_one_seed_has_no_spread():
-    table = real_data_tables.fine_and_superclass({"baseline": entry([0.8], [0.9])})
+    """Mutant caught: a spread of 0.0 for one seed (as if it were measured)."""
+    table = real_data_tables.fine_and_superclass(records_of(baseline=entry([0.8], [0.9])))
     assert math.isnan(table.loc["baseline", "fine std"])
     assert table.loc["baseline", "gap"] == pytest.approx(0.1)
 
 
 def test_a_record_without_superclasses_is_refused():
-    with pytest.raises(UsageError, match="final_superclass_acc"):
-        real_data_tables.fine_and_superclass({"cifar10": entry([0.8, 0.9])})
+    """Mutant caught: a superclass column filled with the fine accuracy when the record has none."""
+    with pytest.raises(UsageError, match="superclass"):
+        real_data_tables.fine_and_superclass(records_of(cifar10=entry([0.8, 0.9])))
 
 
 def zoo_inputs():
@@ -53,9 +69,9 @@ def zoo_inputs():
 
 
 def test_accuracy_and_latency_joins_and_ranks_the_trained_models():
+    """Mutant caught: rows for untrained models, or ranking by latency instead of accuracy."""
     sizes, latency = zoo_inputs()
-    records = {"simple_cnn": entry([0.80, 0.81, 0.82]),
-               "resnet18_cifar": entry([0.85, 0.84, 0.86], preset="fmnist-resnet18")}
+    records = records_of(simple_cnn=entry([0.80, 0.81, 0.82]), resnet18_cifar=entry([0.85, 0.84, 0.86]))
     table = real_data_tables.accuracy_and_latency(records, sizes, latency)
     # only the trained models, best first, with the columns plots.accuracy_against_latency reads
     assert list(table.index) == ["resnet18_cifar", "simple_cnn"]
@@ -66,10 +82,11 @@ def test_accuracy_and_latency_joins_and_ranks_the_trained_models():
     assert table.loc["resnet18_cifar", "seeds"] == 3
     # the ranking's first two are what the chapter compares in words
     answer = real_data.versus(records, table.index[0], table.index[1])
-    assert answer["verdict"] == "better"
+    assert answer.verdict == "better"
 
 
 def test_accuracy_and_latency_refuses_a_model_without_latency():
+    """Mutant caught: an inner join that silently drops a trained model without latency."""
     sizes, latency = zoo_inputs()
     with pytest.raises(UsageError, match="naivenet"):
-        real_data_tables.accuracy_and_latency({"naivenet": entry([0.8, 0.8])}, sizes, latency)
+        real_data_tables.accuracy_and_latency(records_of(naivenet=entry([0.8, 0.8])), sizes, latency)

@@ -2,22 +2,27 @@
 
 A golden file that is regenerated after a change passes again whatever the change was; these tests compute the
 behaviour the published recipes describe - the loss a step computes, what evaluation counts at its boundaries,
-where the AST controller stops, where a schedule peaks - from the presets' resolved configurations, and compare
-it with values worked out by hand from the sources' definitions.
+where the AST controller stops, where a schedule peaks, what the augmentation does to the pixels the loader of a
+run serves - from the presets' resolved configurations, and compare it with values worked out by hand from the
+sources' definitions.
 """
 from __future__ import annotations
 
 import math
 
 import pytest
+import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cifar_lab import presets
+from cifar_lab.data import fashion_mnist, registry
 from cifar_lab.engine.evaluate import evaluate
 from cifar_lab.engine.optim import build_scheduler
 from cifar_lab.engine.steps import DenseStep
 from cifar_lab.sparse.controller import WINDUP_DECAY, PIController
+from data_files import crop_windows, key, random_garments, served, write_fashion_mnist  # tests/ is on sys.path
 
 
 class GivenLogits(nn.Module):
@@ -188,3 +193,61 @@ def test_onecycle_recipes_peak_at_their_max_lr_30_percent_into_the_run(preset, m
     assert abs(peak - 0.3 * total) <= 1 and lrs[peak] == pytest.approx(max_lr, rel=1e-4)
     # OneCycleLR starts at max_lr / div_factor (25) and ends near max_lr / (25 * 1e4) (PyTorch docs).
     assert lrs[0] == pytest.approx(max_lr / 25) and lrs[-1] < max_lr / 1e4
+
+
+# --- what the augmentation policies do, through the loader a run builds ----------------------------------------
+
+def preset_data(preset: str, tmp_path, monkeypatch, **sets):
+    """The data a run of `preset` builds, on small generated data in the published format: Fashion-MNIST's IDX
+    files (in the Debian package's place) for `fmnist-*`, else CIFAR pickles of the synthetic stand-in."""
+    common = {"num_workers": 0, "progress": False, **sets}
+    if preset.startswith("fmnist-"):
+        folder = write_fashion_mnist(tmp_path / "fashion-mnist", random_garments(96, 0)[0], random_garments(16, 1)[0])
+        monkeypatch.setenv(fashion_mnist.DIR_VARIABLE, str(folder))
+        config = presets.resolve(preset, {"data_root": str(tmp_path / "empty"), "download": False, **common})
+    else:
+        config = presets.resolve(preset, {"dataset": "synthetic", "data_root": str(tmp_path), **common})
+    return config, registry.build(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("preset", ["cifar10-simplecnn", "fmnist-simplecnn"])
+def test_the_crop_flip_recipe_shifts_up_to_4_pixels_with_zero_fill_and_mirrors_half_the_images(preset, tmp_path,
+                                                                                             monkeypatch):
+    """crop_flip (Krizhevsky et al. 2012; He et al. 2016's CIFAR setting): pad 4 with zeros, a random 32x32 crop,
+    a horizontal flip with probability 1/2. Every image of two epochs of the preset's training loader is found
+    among the crops of a stored image padded by 4 zeros, or their mirrors; each of the 9 offsets occurs on both
+    axes; about half are mirrored.
+
+    Mutants: padding 2 (offsets 0, 1, 7 and 8 never occur), 8 (crops not found), a fill other than 0, a flip
+    probability of 0 or 1."""
+    config, data = preset_data(preset, tmp_path, monkeypatch, synthetic_train_size=96, synthetic_test_size=16,
+                               batch_size=32)
+    assert config.augment == "crop_flip"
+    windows = {}
+    for image in data.train_split.images:
+        windows.update(crop_windows(image, padding=4))
+    draws = [windows.get(key(image)) for epoch in (0, 1) for image in served(data, epoch)]
+    assert len(draws) == 192 and None not in draws
+    assert {dy for dy, _, _ in draws} == {dx for _, dx, _ in draws} == set(range(9))
+    rate = np.mean([flipped for _, _, flipped in draws])
+    assert 0.35 < rate < 0.65, rate   # 192 draws: SE 0.036; 0.35 and 0.65 are 4 SE away
+
+
+def test_the_cutout_recipe_cuts_one_16x16_hole_filled_with_the_dataset_mean_in_half_the_images(tmp_path,
+                                                                                              monkeypatch):
+    """crop_flip_cutout (DeVries and Taylor 2017, the CIFAR-100 recipe): after crop and flip, one 16x16 hole
+    with probability 1/2, filled with the training split's mean - the statistics the loader normalises with.
+    Two epochs of `cifar100-resnet18`'s training loader on a 100-class synthetic set: no image has more than one
+    16x16 square of that colour (a 17-wide hole would show as two), and about half have one.
+
+    Mutants: a hole of 8 or 24 pixels, the probability 1 (or 0), a fill of 0 instead of the mean."""
+    config, data = preset_data("cifar100-resnet18", tmp_path, monkeypatch, num_classes=100,
+                               synthetic_train_size=200, synthetic_test_size=100, batch_size=100)
+    assert config.augment == "crop_flip_cutout"
+    fill = (torch.tensor(data.mean) * 255).round().to(torch.uint8).view(1, 3, 1, 1)
+    images = torch.cat([served(data, 0), served(data, 1)])
+    in_fill = (images == fill).all(dim=1, keepdim=True).float()                       # [B, 1, 32, 32]
+    holes = F.avg_pool2d(in_fill, 16, stride=1).flatten(1).eq(1).sum(1)            # full 16x16 squares
+    assert set(holes.tolist()) <= {0, 1}
+    rate = holes.eq(1).float().mean().item()
+    assert 0.4 < rate < 0.6, rate   # 400 draws: SE 0.025; 0.4 and 0.6 are 4 SE away

@@ -2,6 +2,7 @@
 stamped with its provenance, and its guide for GPU owners starts with the command that reproduces the book."""
 import re
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -38,13 +39,23 @@ def strings(value):
         yield str(value)
 
 
-def test_every_measured_number_on_the_page_is_held_by_a_committed_record():
+def head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def test_every_measured_number_on_the_rendered_page_is_held_by_a_committed_record():
+    """The measured section as the book build renders it (the records in place of the marker): it shows real
+    numbers, and each is held by a committed record. Mutants: a number typed into the section by hand; a
+    renderer that rounds or recomputes a measurement (its output no longer matches the record)."""
     held = set()
-    for _, record in records.load(RESULTS):
+    loaded = records.load(RESULTS)
+    for _, record in loaded:
         for text in strings(record):
             held |= numbers(text)
-    section = measured_sections(PAGE.read_text())
-    stray = sorted(numbers(section) - held)
+    page = records.replace_marker(PAGE.read_text(), records.render(loaded, head()))
+    shown = numbers(measured_sections(page))
+    assert len(shown) > 50, "the rendered measured section shows almost no numbers: is the marker rendered?"
+    stray = sorted(shown - held)
     assert stray == [], f"{PAGE.name} shows measured numbers that no record under book/results/ holds: {stray}"
 
 
@@ -105,21 +116,8 @@ def test_data_files_of_the_chapters_are_named_but_not_rendered_as_records(tmp_pa
     assert "`chapter_data.json`" in records.render(loaded, "0" * 40, others=records.data_files(tmp_path))
 
 
-def test_the_claims_and_the_not_judged_figures_are_generated_into_the_page():
-    from cifar_lab.book import reproduce
-
-    page = PAGE.read_text()
-    assert sum(line.strip() == reproduce.CLAIMS_MARKER for line in page.splitlines()) == 1
-    assert page.index(reproduce.CLAIMS_MARKER) < page.index(MEASURED_HEADING)
-    rendered = reproduce.render_claims()
-    not_judged = rendered[rendered.index("### Not judged, and why"):]
-    rows = [line for line in not_judged.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == len(reproduce.NOT_JUDGED) >= 25
-    for _, claims in reproduce.CLAIMS.items():
-        for claim in claims:
-            assert claim.criterion_text() in rendered.replace("\\|", "|")
-    assert "### Sanity checks (not verdicts)" in rendered
-    # The book's extension puts them in place of the marker at build time.
+def rendered_page() -> str:
+    """The reproduction page as the book's extension leaves it at build time."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("results_records", ROOT / "book" / "_ext" / "results_records.py")
@@ -134,6 +132,67 @@ def test_the_claims_and_the_not_judged_figures_are_generated_into_the_page():
             def note_dependency(path):
                 pass
 
-    source = [page]
+    source = [PAGE.read_text()]
     extension.render_records(App, "book/reproduce", source)
-    assert reproduce.CLAIMS_MARKER not in source[0] and "### Not judged, and why" in source[0]
+    return source[0]
+
+
+def claim_rows(page: str) -> list[list[str]]:
+    """The rows of the rendered claims table: chapter, claim, published, source, criterion, comparable when."""
+    table = page[page.index("### Claims and their criteria"):page.index("### Sanity checks (not verdicts)")]
+    rows = []
+    for line in table.splitlines():
+        if line.startswith("| ") and not line.startswith(("| chapter |", "| ---")):
+            rows.append([cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def band_from_published(published: str):
+    """The band a published figure admits, worked out from its text alone: "a-b" gives a to b; a point gives ±
+    half a unit of its last printed digit, of its last non-zero digit after "~" (the source says
+    approximately). Only the text before any parenthesis states the figure."""
+    text = published.split("(")[0]
+    found = re.search(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)", text)
+    if found:
+        return Decimal(found.group(1)), Decimal(found.group(2))
+    found = re.search(r"(~?)(\d+(?:\.\d+)?)", text)
+    figure = Decimal(found.group(2))
+    exponent = (figure.normalize() if found.group(1) else figure).as_tuple().exponent
+    half = Decimal(1).scaleb(exponent) / 2
+    return figure - half, figure + half
+
+
+def test_every_criterion_on_the_page_is_the_published_figure_itself():
+    """For each claim the page lists, the ends of its criterion ("A to B") are the band worked out here from its
+    published column; comparisons between two variants name Welch's interval instead. Mutants: a criterion
+    looser than the published figure (4x the tolerance, a widened range); a tolerance taken from our seeds'
+    spread (no fixed ends to show); a page whose claims table is not rendered at all."""
+    from cifar_lab.book import claims
+
+    rows = claim_rows(rendered_page())
+    assert len(rows) == sum(len(items) for items in claims.CLAIMS.values()) >= 20
+    for chapter, claim, published, source, criterion, needs in rows:
+        if ">=" in published:
+            assert "Welch" in criterion and "interval of the difference" in criterion, claim
+            continue
+        ends = re.findall(r"(\d+(?:\.\d+)?) to (\d+(?:\.\d+)?)", criterion)
+        assert ends, (claim, criterion)
+        assert tuple(Decimal(x) for x in ends[-1]) == band_from_published(published), (claim, published, criterion)
+        assert "std" not in criterion and "seeds" not in criterion, criterion
+
+
+def test_the_claims_and_the_not_judged_figures_are_generated_into_the_page():
+    """Mutant: the extension no longer replacing the marker (the page would show the bare marker line)."""
+    from cifar_lab.book import claims, report
+
+    page = PAGE.read_text()
+    assert sum(line.strip() == report.CLAIMS_MARKER for line in page.splitlines()) == 1
+    assert page.index(report.CLAIMS_MARKER) < page.index(MEASURED_HEADING)
+    rendered = rendered_page()
+    assert report.CLAIMS_MARKER not in rendered and records.MARKER not in rendered
+    lines = rendered[rendered.index("### Not judged, and why"):].splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith("| document |"))
+    table = [line for line in lines[first + 2:]]
+    rows = table[:next(k for k, line in enumerate(table) if not line.startswith("| "))]
+    assert len(rows) == len(claims.NOT_JUDGED) >= 25
+    assert "### Sanity checks (not verdicts)" in rendered and report.RULE in rendered

@@ -8,14 +8,14 @@ local_extensions); it needs no network and runs in every build: scripts/book.sh,
 """
 from pathlib import Path
 
-from cifar_lab.book import records, reproduce
+from cifar_lab.book import records, report
 
 RECORDS = Path("book") / "results"
 
 
 def render_records(app, docname, source):
-    if reproduce.CLAIMS_MARKER in source[0]:  # the claims, sanity checks and not-judged figures
-        source[0] = source[0].replace(reproduce.CLAIMS_MARKER, reproduce.render_claims(), 1)
+    if report.CLAIMS_MARKER in source[0]:  # the claims, sanity checks and not-judged figures
+        source[0] = source[0].replace(report.CLAIMS_MARKER, report.render_claims(), 1)
     if records.MARKER not in source[0]:
         return
     folder = Path(app.srcdir) / RECORDS

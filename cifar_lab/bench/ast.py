@@ -34,10 +34,11 @@ from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.sparse_step import SparseStep
 from ..engine.steps import DenseStep
 from ..errors import UsageError
-from ..measure import spread, sync
+from ..measure import sync, timing_summary
+from ..provenance import device_name
 from ..sparse.config import validate_ast
 from ..sparse.score import score_batch
-from . import check_model_and_precision
+from . import check_model_and_precision, progress
 
 
 PATHS = ("dense", "packed", "unpacked", "random")
@@ -76,24 +77,30 @@ def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128,
         if name != "random":
             _settle_threshold(steps[name], next(stream), target)
 
+    bar = progress(total=len(PATHS) * (3 + repeats * batches), desc="bench ast", unit="batch")
+
     def epoch(step, count: int) -> tuple[float, dict]:
         step.start_epoch(0)
         sync(device)
         start = time.perf_counter()
         for _ in range(count):
             step.train_batch(*next(stream))
+            bar.update(1)
         row = step.end_epoch()  # waits for the queued work (and flushes a packing buffer)
         sync(device)
         return time.perf_counter() - start, row
 
-    for name in PATHS:  # warm-up: allocator, kernel choice, the sparse paths' odd batch sizes
-        epoch(steps[name], 3)
     seconds = {name: [] for name in PATHS}
     rows = {}
-    for _ in range(repeats):
-        for name in PATHS:
-            elapsed, rows[name] = epoch(steps[name], batches)
-            seconds[name].append(elapsed)
+    with bar:
+        for name in PATHS:  # warm-up: allocator, kernel choice, the sparse paths' odd batch sizes
+            bar.set_description(f"warm-up {name}")
+            epoch(steps[name], 3)
+        for repeat in range(repeats):
+            for name in PATHS:
+                bar.set_description(f"repeat {repeat + 1}/{repeats}: {name}")
+                elapsed, rows[name] = epoch(steps[name], batches)
+                seconds[name].append(elapsed)
     result = {"benchmark": "ast", "model": model, "target": target, "gains": gains, "batches_per_epoch": batches,
               "batch_size": batch_size, "repeats": repeats, "device": str(device), "precision": precision,
               "channels_last": True, "torch_threads": torch.get_num_threads(), "paths": {}}
@@ -107,7 +114,7 @@ def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128,
             "compute_vs_dense_flops": row.get("compute_vs_dense_flops", 1.0),
         }
         if name != "dense":
-            result[f"ratio_{name}"] = spread(s / d for s, d in zip(seconds[name], seconds["dense"]))
+            result[f"ratio_{name}"] = timing_summary(s / d for s, d in zip(seconds[name], seconds["dense"]))
     result["ratio"] = result["ratio_packed"]["median"]  # the presets' mode
     return result
 

@@ -17,6 +17,8 @@ from ..data.reference import make_loader
 from ..engine.runtime import resolve_device
 from ..errors import UsageError
 from ..measure import interleaved
+from ..provenance import device_name
+from . import progress
 
 
 def count_images(loader, limit: int) -> int:
@@ -47,10 +49,16 @@ def run(dataset: str = "synthetic", data_root: str = "data", batch_size: int = 1
     ref_loader = make_loader(train.images, train.labels, batch_size, mean=mean, std=std, train=True,
                              num_workers=workers)
 
-    count_images(ours_loader, 4 * batch_size)  # warm-up: allocator, worker start-up
-    count_images(ref_loader, 4 * batch_size)
-    result = interleaved(lambda: count_images(ours_loader, images), lambda: count_images(ref_loader, images), device,
-                         repeats)
-    result.update(benchmark="data", device=str(device), dataset=dataset, batch_size=batch_size,
+    with progress(total=2 + 2 * repeats, desc="bench data", unit="run") as bar:
+        def drawn(loader, limit: int) -> int:
+            seen = count_images(loader, limit)
+            bar.update(1)
+            return seen
+
+        drawn(ours_loader, 4 * batch_size)  # warm-up: allocator, worker start-up
+        drawn(ref_loader, 4 * batch_size)
+        result = interleaved(lambda: drawn(ours_loader, images), lambda: drawn(ref_loader, images), device,
+                             repeats)
+    result.update(benchmark="data", device=device_name(device), dataset=dataset, batch_size=batch_size,
                   images=images, reference_workers=workers, torch_threads=torch.get_num_threads())
     return result

@@ -1,10 +1,10 @@
 """`cifar-lab bench ddp --nproc-per-node N`: training images/s with one process and with N, and the bytes
 each rank hands to all-reduce per optimizer step with DDP and with post-local SGD.
 
-Every measurement is a real `cifar-lab train` run: one plain process, and N processes launched through
-torchrun (`--nproc-per-node N`), with the same preset, per-process batch and data, so it includes DDP's bucketed
-all-reduce as training uses it. The two
-paths alternate, `repeats` times each; the result holds the median and the spread (min, max) of each.
+Every measurement is a real `cifar-lab train` run launched through torchrun: one process
+(`--nproc-per-node 1`) and N processes (`--nproc-per-node N`), with the same preset, per-process batch and data,
+so it includes DDP's bucketed all-reduce as training uses it. The two paths alternate, `repeats` times each;
+the result holds the median, min and max of each (`measure.timing_summary`).
 Images/s is counted over the training loop of the last epoch (all ranks' samples over its wall-clock), so
 process start, rendezvous and evaluation stay out. Scaling efficiency is img_s_N / (N x img_s_1): 1.0 when N
 processes train N times as fast (weak scaling: the per-rank batch stays the same).
@@ -16,7 +16,7 @@ local SGD") motivate the second strategy.
 
 `same_global_batch` asks the other question of several processes, on real data: does training on N processes
 with a batch of B/N each reach the accuracy of one process with batch B? It trains both over seeds, alternating,
-and returns records in the shape `cifar_lab.book.real_data` keeps (learning curves and every seed's final accuracy).
+and returns every seed's summary and learning curve as plain values.
 """
 from __future__ import annotations
 
@@ -29,19 +29,23 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from ..engine.runtime import distinct_seeds
 from ..errors import UsageError
-from ..measure import spread
-from ..book.real_data import HISTORY_KEYS, SUMMARY_NUMBERS
-from ..book.seeds import record as seeds_record
+from ..measure import timing_summary
+from . import progress
 
 
 def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s: float = 600) -> dict:
-    """Run `cifar-lab train --nproc-per-node nproc` into `out`; its metrics rows and summary."""
-    launch = ["--nproc-per-node", str(nproc)] if nproc > 1 else []  # one process: no launcher to start
-    command = [sys.executable, "-m", "cifar_lab", "train", *launch, "--preset", preset, "--set", *sets,
-               "--out", str(out)]
-    # torchrun gives each of several processes OMP_NUM_THREADS=1 unless it is set; the one-process baseline
-    # gets the same, so that the efficiency compares equal resources per process (weak scaling).
+    """Run `cifar-lab train --nproc-per-node nproc` into `out`; its metrics rows and summary.
+
+    One process goes through torchrun too: it then joins a process group of one, and its loaders shard the
+    epoch's permutation of (seed, epoch) over a world of one, which is the order whose strides the N ranks
+    take; so one process with batch B sees the same samples in the same global batches as N with B/N each.
+    Started without torchrun, it would shuffle with its own generator instead."""
+    command = [sys.executable, "-m", "cifar_lab", "train", "--nproc-per-node", str(nproc), "--preset", preset,
+               "--set", *sets, "--out", str(out)]
+    # torchrun gives each of several processes OMP_NUM_THREADS=1 unless it is set, but not a single one; the
+    # one-process baseline gets the same, so that the efficiency compares equal resources per process.
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
     if done.returncode != 0:
@@ -52,50 +56,34 @@ def launch_train(out: Path, nproc: int, preset: str, sets: list[str], timeout_s:
     return {"rows": rows, "summary": json.loads((out / "summary.json").read_text())}
 
 
-def _history(rows: list[dict]) -> list[dict]:
-    """metrics.csv rows (text) as the per-epoch numbers a real-data record keeps."""
-    def number(value):
-        return None if value in (None, "") else float(value)
+def history(rows: list[dict]) -> list[dict]:
+    """metrics.csv rows (text) as numbers: the epoch an int, every other column a float (None where empty)."""
+    def number(key, value):
+        if value in (None, ""):
+            return None
+        return int(value) if key == "epoch" else float(value)
 
-    return [{key: int(row["epoch"]) if key == "epoch" else number(row.get(key)) for key in HISTORY_KEYS}
-            for row in rows]
-
-
-def _processes_record(preset: str, overrides: dict, processes: int, batch: int, seeds: list[int],
-                      runs: list[dict]) -> dict:
-    """The runs of one process count over seeds, in the shape of a `cifar_lab.book.real_data` record (so that
-    `real_data.versus`, `real_data.summary_table` and `plots.curves_by_entry` read it)."""
-    summaries = [run["summary"] for run in runs]
-    judged = seeds_record(summaries, seeds)
-    return {
-        "preset": preset, "overrides": overrides, "processes": processes, "batch_per_process": batch,
-        "seeds": judged["seeds"], "dataset": judged["dataset"], "data_source": summaries[0].get("data_source"),
-        "device": judged["device"], "train_images": summaries[0].get("train_samples"),
-        "final_acc_mean": judged["final_acc"], "final_acc_std": judged["final_acc_std"],
-        "best_acc_mean": judged["best_acc"], "epochs": judged["epochs"],
-        "train_seconds_mean": judged.get("train_seconds"),
-        "runs": [{"seed": seed, **{key: summary.get(key) for key in SUMMARY_NUMBERS},
-                  "history": _history(run["rows"])} for seed, summary, run in zip(seeds, summaries, runs)],
-    }
+    return [{key: number(key, value) for key, value in row.items()} for row in rows]
 
 
 def same_global_batch(seeds, nproc: int = 2, preset: str = "fmnist-simplecnn", global_batch: int = 128,
                       overrides: Optional[dict] = None, out_root=None, timeout_s: float = 1800) -> dict:
     """One process with batch `global_batch` against `nproc` DDP processes with `global_batch / nproc` each,
-    once per seed of `seeds`, alternating; every run a real `cifar-lab train` (`launch_train`).
+    once per seed of `seeds`, alternating; every run a real `cifar-lab train` (`launch_train`, both process
+    counts through torchrun).
 
     Both see the same samples in the same global batches: the loaders shard one permutation per (seed, epoch)
     over the ranks, and the learning rate stays the preset's (the global batch does not change). What differs is
     the random streams of augmentation and dropout (one per rank) and the all-reduced sum of the gradients.
-    Returns {"records": {label: record}} (labels `processes_label(1)` and `processes_label(nproc)`), records
-    shaped as `cifar_lab.book.real_data` keeps them, plus what ran: `nproc`, `global_batch`, `threads_per_process`.
+    Returns plain values: `entries`, {label: {"processes", "batch_per_process", "runs"}} (labels
+    `processes_label(1)` and `processes_label(nproc)`), each run {"seed", "summary" (its summary.json),
+    "history" (its metrics.csv rows as numbers)} in the order of `seeds`; and what ran: `preset`, `overrides`
+    (without `data_root`), `seeds`, `nproc`, `global_batch`, `threads_per_process`.
     """
-    seeds = [int(seed) for seed in seeds]
+    seeds = distinct_seeds(seeds)
     overrides = dict(overrides or {})
     if nproc < 2:
         raise UsageError(f"nproc must be at least 2 to compare with one process, got {nproc}")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise UsageError(f"seeds must be distinct integers, at least one (got {seeds}); e.g. seeds=[0, 1, 2]")
     if global_batch < nproc or global_batch % nproc:
         raise UsageError(f"global_batch {global_batch} does not split evenly over {nproc} processes: "
                          f"give a multiple of {nproc}")
@@ -108,23 +96,27 @@ def same_global_batch(seeds, nproc: int = 2, preset: str = "fmnist-simplecnn", g
     root.mkdir(parents=True, exist_ok=True)
     worlds = (1, nproc)
     runs: dict[int, list[dict]] = {world: [] for world in worlds}
-    for seed in seeds:
-        for world in worlds:  # alternate, so drifting machine load falls on both alike
-            sets = [f"{key}={value}" for key, value in common.items()]
-            sets += [f"seed={seed}", f"batch_size={global_batch // world}"]
-            runs[world].append(launch_train(root / f"nproc{world}_seed{seed}", world, preset, sets, timeout_s))
-    shown = {key: value for key, value in overrides.items() if key != "data_root"}
+    with progress(total=len(seeds) * len(worlds), desc="same global batch", unit="run") as bar:
+        for seed in seeds:
+            for world in worlds:  # alternate, so drifting machine load falls on both alike
+                bar.set_description(f"seed {seed}: {processes_label(world)}")
+                sets = [f"{key}={value}" for key, value in common.items()]
+                sets += [f"seed={seed}", f"batch_size={global_batch // world}"]
+                done = launch_train(root / f"nproc{world}_seed{seed}", world, preset, sets, timeout_s)
+                runs[world].append({"seed": seed, "summary": done["summary"], "history": history(done["rows"])})
+                bar.update(1)
     return {
-        "records": {processes_label(world): _processes_record(preset, shown, world, global_batch // world, seeds,
-                                                              runs[world]) for world in worlds},
-        "nproc": nproc, "global_batch": global_batch, "preset": preset,
+        "entries": {processes_label(world): {"processes": world, "batch_per_process": global_batch // world,
+                                             "runs": runs[world]} for world in worlds},
+        "preset": preset, "overrides": {key: value for key, value in overrides.items() if key != "data_root"},
+        "seeds": seeds, "nproc": nproc, "global_batch": global_batch,
         # launch_train's setting: one thread per process unless OMP_NUM_THREADS says otherwise
         "threads_per_process": int(os.environ.get("OMP_NUM_THREADS", "1")),
     }
 
 
 def processes_label(world: int) -> str:
-    """The name of a process count's entry in `same_global_batch`'s records."""
+    """The name of a process count's entry in `same_global_batch`'s entries."""
     return f"training on {world} process{'es' if world > 1 else ''}"
 
 
@@ -147,18 +139,25 @@ def run(nproc: int = 2, preset: str = "cifar10-simplecnn", train_size: int = 200
     root = Path(out_root) if out_root else Path(tempfile.mkdtemp(prefix="bench-ddp-"))
     root.mkdir(parents=True, exist_ok=True)
     results: dict[int, list[dict]] = {1: [], nproc: []}
-    for repeat in range(repeats):
-        for world in (1, nproc):  # alternate, so drifting machine load falls on both paths alike
-            results[world].append(launch_train(root / f"ddp_{world}_{repeat}", world, preset, common))
-    local = launch_train(root / f"local_sgd_{nproc}", nproc, preset,
-                         common + ["dist.strategy=local_sgd", f"dist.local_sgd_period={local_sgd_period}"])
+    with progress(total=2 * repeats + 1, desc="bench ddp", unit="run") as bar:
+        for repeat in range(repeats):
+            for world in (1, nproc):  # alternate, so drifting machine load falls on both paths alike
+                bar.set_description(f"repeat {repeat + 1}/{repeats}: {world} process{'es' if world > 1 else ''}")
+                results[world].append(launch_train(root / f"ddp_{world}_{repeat}", world, preset, common))
+                bar.update(1)
+        bar.set_description(f"local SGD, {nproc} processes")
+        local = launch_train(root / f"local_sgd_{nproc}", nproc, preset,
+                             common + ["dist.strategy=local_sgd", f"dist.local_sgd_period={local_sgd_period}"])
+        bar.update(1)
     one_runs, many_runs = [_img_s(r) for r in results[1]], [_img_s(r) for r in results[nproc]]
-    one, many = {**spread(one_runs), "runs": one_runs}, {**spread(many_runs), "runs": many_runs}
+    one, many = {**timing_summary(one_runs), "runs": one_runs}, {**timing_summary(many_runs), "runs": many_runs}
     ddp_last = results[nproc][-1]["rows"][-1]
     local_last = local["rows"][-1]
     return {
         "nproc": nproc, "preset": preset, "batch_size_per_rank": batch_size, "train_size": train_size,
-        "epochs": epochs, "repeats": repeats, "device": device,
+        "epochs": epochs, "repeats": repeats,
+        # what the ranks trained on, as the engine names it (the CPU with one rank's threads, or the GPU)
+        "device": results[nproc][-1]["summary"]["device"],
         "backend": "gloo" if device == "cpu" else "nccl where CUDA is used, else gloo",
         "img_s_1": one["median"], "img_s_n": many["median"], "img_s_1_spread": one, "img_s_n_spread": many,
         "efficiency": many["median"] / (nproc * one["median"]),

@@ -16,6 +16,8 @@ from ..data.imagenet import class_folders, scan_split, split_dir
 from ..data.jpeg_pipeline import SkipLog, default_eval_resize, make_loader
 from ..errors import UsageError
 from ..measure import timed
+from ..provenance import device_name
+from . import progress
 
 
 def images_per_second(loader, batches: int, device: torch.device) -> float:
@@ -50,20 +52,25 @@ def run(root: str | None = None, data_root: str = "data", images: int = 256, px:
               "batch_size": batch_size, "batches": batches, "workers": workers, "repeats": repeats,
               "torch_threads": torch.get_num_threads(), "routes": {}}
     loaders = {}
-    for route, device in routes.items():
-        loaders[route] = make_loader(route, source, batch_size, device=device, train=True, size=size,
-                                     resize=default_eval_resize(size), skip_log=SkipLog({}),
-                                     num_workers=workers)
-        images_per_second(loaders[route], 1, device)  # warm-up: worker start-up, decoder initialisation
     runs = {route: [] for route in routes}
-    for _ in range(repeats):  # alternate the routes so drift in machine load hits both
+    with progress(total=len(routes) * (1 + repeats), desc="bench imagenet-data", unit="run") as bar:
         for route, device in routes.items():
-            runs[route].append(images_per_second(loaders[route], batches, device))
+            bar.set_description(f"warm-up {route}")
+            loaders[route] = make_loader(route, source, batch_size, device=device, train=True, size=size,
+                                         resize=default_eval_resize(size), skip_log=SkipLog({}),
+                                         num_workers=workers)
+            images_per_second(loaders[route], 1, device)  # warm-up: worker start-up, decoder initialisation
+            bar.update(1)
+        for repeat in range(repeats):  # alternate the routes so drift in machine load hits both
+            for route, device in routes.items():
+                bar.set_description(f"repeat {repeat + 1}/{repeats}: {route}")
+                runs[route].append(images_per_second(loaders[route], batches, device))
+                bar.update(1)
     for route in routes:
         result["routes"][route] = {"img_s": statistics.median(runs[route]), "runs": runs[route]}
     if "gpu" in result["routes"]:
         result["ratio_gpu_over_cpu"] = result["routes"]["gpu"]["img_s"] / result["routes"]["cpu"]["img_s"]
-        result["gpu_name"] = torch.cuda.get_device_name()
+        result["gpu_name"] = device_name(routes["gpu"])
     else:
         result["gpu_route"] = "not measured: needs CUDA"
     return result

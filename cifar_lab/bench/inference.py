@@ -24,8 +24,9 @@ from .. import export, inference_routes
 from ..engine import checkpoint
 from ..engine.runtime import resolve_device
 from ..errors import UsageError
-from ..measure import latency, spread
+from ..measure import latency, timing_summary
 from ..provenance import device_name
+from . import progress as progress_bar
 
 AGREEMENT_FLOOR = 0.99
 
@@ -85,7 +86,7 @@ def _run(checkpoint_path, routes, repeats, runs, warmup, batch_size, batch_runs,
     resolution = meta["input"]["resolution"]
     images, labels, calibration = export.test_split(state, data_root=data_root, limit=eval_images,
                                                     calibration=calibration_images)
-    bar = _progress(progress, total=len(names) * (1 + 2 * repeats))
+    bar = progress_bar(total=len(names) * (1 + 2 * repeats), unit="step", enabled=progress)
     built, skipped, quality = {}, {}, {}
     reference_logits = None
     with inference_routes.work_folder(work_dir) as folder, inference_routes.quiet_compiler_logs():
@@ -130,7 +131,7 @@ def _run(checkpoint_path, routes, repeats, runs, warmup, batch_size, batch_runs,
         eager_runs = [t["p50_ms"] for t in timings["eager"]["batch1"]]
         best_runs = [t["p50_ms"] for t in timings[best]["batch1"]]
         report["speedup_vs_eager"] = results["eager"]["p50_ms"] / results[best]["p50_ms"]
-        report["speedup_spread"] = spread(e / b for e, b in zip(eager_runs, best_runs))
+        report["speedup_spread"] = timing_summary(e / b for e, b in zip(eager_runs, best_runs))
     return report
 
 
@@ -140,14 +141,8 @@ def _summary(route, timings: dict, quality: dict) -> dict:
     return {"p50_ms": statistics.median(p50), "p95_ms": statistics.median(t["p95_ms"] for t in timings["batch1"]),
             "img_s": statistics.median(img_s), "agreement": quality["agreement"], "top1": quality["top1"],
             "max_abs_diff": quality["max_abs_diff"], "size_mb": route.size_bytes / 1e6,
-            "p50_spread": spread(p50), "img_s_spread": spread(img_s), "detail": route.detail,
+            "p50_spread": timing_summary(p50), "img_s_spread": timing_summary(img_s), "detail": route.detail,
             "device": route.device, **route.info}
-
-
-def _progress(enabled: bool, total: int):
-    from tqdm import tqdm  # plain bars: tqdm.auto would ask for ipywidgets inside Jupyter
-
-    return tqdm(total=total, disable=not enabled, leave=False, unit="step")
 
 
 def table_lines(result: dict) -> list[str]:

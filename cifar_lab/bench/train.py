@@ -2,15 +2,15 @@
 
 Ours: the engine's own step (`DenseStep`) with its defaults - precision `auto` (bf16 where the hardware runs it
 natively), channels_last - fed by the device-resident loader.
-Reference: the loop of most tutorials - fp32, contiguous memory format, batches from torchvision's
-DataLoader with PIL transforms. Same model, optimizer, batch size and images, in the same run.
+Reference: the plain loop of most tutorials (`bench.plain_loop.PlainLoop`: fp32, contiguous memory format),
+batches from torchvision's DataLoader with PIL transforms. Same model, optimizer, batch size and images, in the
+same run.
 """
 from __future__ import annotations
 
 import itertools
 
 import torch
-import torch.nn as nn
 
 from .. import models
 from ..config import TrainConfig
@@ -21,7 +21,9 @@ from ..engine.runtime import resolve_device, resolve_precision
 from ..engine.steps import DenseStep
 from ..errors import UsageError
 from ..measure import interleaved
-from . import check_model_and_precision
+from ..provenance import device_name
+from . import check_model_and_precision, progress
+from .plain_loop import PlainLoop
 
 
 def run(model: str = "resnet18_cifar", classes: int = 10, size: int = 32, batch_size: int = 64, steps: int = 6,
@@ -59,31 +61,27 @@ def run(model: str = "resnet18_cifar", classes: int = 10, size: int = 32, batch_
     ref_loader = make_loader(train.images, labels, batch_size, mean=mean, std=std, train=True,
                              num_workers=workers, input_size=size)
     ref_batches = itertools.chain.from_iterable(itertools.repeat(ref_loader))
-    criterion = nn.CrossEntropyLoss()
+    plain = PlainLoop()
+    bar = progress(total=4 + 2 * repeats * steps, desc="bench train", unit="step")
 
     def ours(steps: int = steps) -> int:
         for _ in range(steps):
             images, y = next(ours_batches)
             step.train_batch(images, y)
+            bar.update(1)
         float(step.loss_sum)  # wait for the queued work before the clock stops
         return steps * batch_size
 
     def reference(steps: int = steps) -> int:
-        ref_model.train()
-        for _ in range(steps):
-            images, y = next(ref_batches)
-            images, y = images.to(device), y.to(device)
-            loss = criterion(ref_model(images), y)
-            ref_opt.zero_grad()
-            loss.backward()
-            ref_opt.step()
-        return steps * batch_size
+        done = plain.train(ref_model, ref_opt, ref_batches, device, steps=steps, on_step=lambda: bar.update(1))
+        return done["images"]
 
-    ours(2)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compile, worker start-up
-    reference(2)
-    result = interleaved(ours, reference, device, repeats)
+    with bar:
+        ours(2)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compile, worker start-up
+        reference(2)
+        result = interleaved(ours, reference, device, repeats)
     result.update(benchmark="train", model=model, classes=classes, size=size,
-                  batch_size=batch_size, steps=steps, device=str(device), precision=precision,
-                  channels_last=channels_last, compile=compile, reference="fp32, contiguous, DataLoader",
-                  torch_threads=torch.get_num_threads())
+                  batch_size=batch_size, steps=steps, device=device_name(device), precision=precision,
+                  channels_last=channels_last, compile=compile, reference=f"{plain.describe()}, DataLoader",
+                  reference_settings=plain.record(), torch_threads=torch.get_num_threads())
     return result

@@ -3,14 +3,14 @@ and dense training given AST's wall-clock, on the same data and model, over seve
 
 `compare(preset, overrides, seeds, out_dir)` runs the five variants per seed with the one training loop and
 returns a `Comparison`: one tidy row per (seed, variant), the first seed's histories and AST traces, and the
-score stream recorded from its packed AST run. `spread_table` gives mean ± standard deviation per variant
-and `answers` the chapter's two questions, worded from the numbers, so that what the book says follows from
-whatever the runs measured. `save_record`/`load_record` keep a run of it as a small results file.
+score stream recorded from its packed AST run. `records` turns it into typed records (one per variant and
+quantity of `QUANTITIES`, labelled by variant), with the first seed's curves and the score stream as extras.
+Over records, from this run or committed, `spread_table` gives mean ± standard deviation per variant and
+`answers` the chapter's questions as `stats.compare` verdicts, so that what the book says follows from whatever
+the runs measured; `score_stream` gives the recorded stream back.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -20,12 +20,24 @@ import torch
 
 from .. import presets
 from ..engine import train
-from ..io import atomic_write, atomic_write_text
-from ..measure import compare_means
+from . import stats
+from .record import (ACTIVATION_RATE, BEST_ACCURACY, COMPUTE_VS_DENSE, COUNT, FINAL_ACCURACY, FRACTION, SECONDS,
+                     TRAINING_TIME, Record, RecordSet, provenance_fields)
 
 VARIANTS = ("dense", "AST packed", "AST unpacked", "random subset", "dense, AST's time")
-NUMBERS = ("final_acc", "best_acc", "train_seconds", "optimizer_steps", "samples_trained", "activation_rate",
-           "compute_vs_dense_flops", "compute_vs_dense_model")
+# a row's number -> (the measured quantity of its record, unit)
+QUANTITIES = {
+    "final_acc": (FINAL_ACCURACY, FRACTION),
+    "best_acc": (BEST_ACCURACY, FRACTION),
+    "train_seconds": (TRAINING_TIME, SECONDS),
+    "optimizer_steps": ("optimizer steps", COUNT),
+    "samples_trained": ("samples trained", COUNT),
+    "activation_rate": (ACTIVATION_RATE, FRACTION),
+    "compute_vs_dense_flops": (COMPUTE_VS_DENSE, FRACTION),
+    "compute_vs_dense_model": ("compute vs dense (1:3 model)", FRACTION),
+}
+NUMBERS = tuple(QUANTITIES)
+SCORE_STREAM = "score_stream"   # in the extras of "AST packed": the first seed's recorded scores
 
 
 @dataclass
@@ -35,6 +47,7 @@ class Comparison:
     traces: dict = field(default_factory=dict)       # first seed: AST variant -> per-batch controller trace
     scores: Optional[torch.Tensor] = None            # first seed's packed AST run: recorded score stream
     batches_per_epoch: int = 0                       # of the runs (what an epoch of the score stream is)
+    recipe_epochs: Optional[int] = None
 
 
 def compare(preset: str, overrides: dict, seeds, out_dir, record_scores: int = 0) -> Comparison:
@@ -63,6 +76,7 @@ def compare(preset: str, overrides: dict, seeds, out_dir, record_scores: int = 0
             first = runs
     return Comparison(
         rows=pd.DataFrame(rows),
+        recipe_epochs=presets.resolve(preset, overrides).epochs,
         histories={name: result.history for name, result in first.items()},
         traces={name: result.extra["ast_trace"] for name, result in first.items() if "ast_trace" in result.extra
                 and name != "random subset"},
@@ -75,6 +89,8 @@ def row_of(seed: int, variant: str, result) -> dict:
     summary = result.summary
     return {
         "seed": seed, "variant": variant, "epochs": summary["epochs"], "device": summary["device"],
+        "dataset": summary.get("dataset"), "data_source": summary.get("data_source"),
+        "train_samples": summary.get("train_samples"), "test_samples": summary.get("test_samples"),
         "final_acc": summary["final_acc"], "best_acc": summary["best_acc"],
         "train_seconds": summary["train_seconds"], "optimizer_steps": summary["optimizer_steps"],
         "samples_trained": sum(row["samples_trained"] for row in result.history),
@@ -85,19 +101,64 @@ def row_of(seed: int, variant: str, result) -> dict:
     }
 
 
-def spread_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per variant (in the chapter's order): mean and standard deviation over the seeds of every number."""
-    grouped = rows.groupby("variant", sort=False)[list(NUMBERS)]
-    table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_std"))
-    table["seeds"] = grouped.size()
-    return table.reindex([v for v in VARIANTS if v in table.index])
+def records(comparison: Comparison, command: Optional[str] = None, environment: Optional[dict] = None,
+            run_folder=None) -> tuple[list[Record], dict]:
+    """The comparison as typed records: per variant, one record of each quantity of `QUANTITIES` over the
+    seeds; extras per variant: the first seed's curves (and for "AST packed" the recorded score stream)."""
+    rows = comparison.rows
+    found, extras = [], {}
+    for variant in [v for v in VARIANTS if v in set(rows["variant"])]:
+        mine = rows[rows["variant"] == variant].sort_values("seed")
+        first = mine.iloc[0]
+        common = dict(
+            seeds=[int(seed) for seed in mine["seed"]], dataset=first.get("dataset"),
+            data_source=first.get("data_source"), train_images=_count(first.get("train_samples")),
+            test_images=_count(first.get("test_samples")), epochs=[int(e) for e in mine["epochs"]],
+            recipe_epochs=comparison.recipe_epochs, optimizer_steps=[int(s) for s in mine["optimizer_steps"]],
+            **provenance_fields(environment, command, run_folder))
+        common["device"] = first["device"]
+        for key, (measured, unit) in QUANTITIES.items():
+            found.append(Record(label=variant, measured=measured, unit=unit,
+                                values=[float(v) for v in mine[key]], **common))
+        if variant in comparison.histories:
+            seed = int(first["seed"])
+            extras[variant] = {"runs": [{"seed": seed, "history": [
+                {k: row.get(k) for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                                         "samples_trained", "activation_rate", "compute_vs_dense_flops",
+                                         "compute_vs_dense_model")}
+                for row in comparison.histories[variant]]}]}
+    if comparison.scores is not None and "AST packed" in extras:
+        extras["AST packed"][SCORE_STREAM] = {"batches_per_epoch": comparison.batches_per_epoch,
+                                              "dtype": str(comparison.scores.dtype).removeprefix("torch."),
+                                              "scores": comparison.scores.tolist()}
+    return found, extras
+
+
+def _count(value) -> Optional[int]:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def spread_table(shown: RecordSet) -> pd.DataFrame:
+    """Per variant (in the chapter's order): mean and standard deviation over the seeds of every quantity
+    (`stats.summarize`; the deviation is NaN with one seed)."""
+    rows = {}
+    for variant in [v for v in VARIANTS if v in shown.labels]:
+        row = {}
+        for key, (measured, _) in QUANTITIES.items():
+            summary = shown.get(variant, measured).summary
+            row[f"{key}_mean"] = summary.mean
+            row[f"{key}_std"] = float("nan") if summary.std is None else summary.std
+        row["seeds"] = shown.get(variant, FINAL_ACCURACY).n
+        rows[variant] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table[[f"{key}_mean" for key in NUMBERS] + [f"{key}_std" for key in NUMBERS] + ["seeds"]]
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """`spread_table` as text cells "mean ± std" with sensible rounding, for the book."""
-    def cell(name: str, digits: int):
-        std = table[f"{name}_std"].fillna(0.0)
-        return [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table[f"{name}_mean"], std)]
+    """`spread_table` as text cells "mean ± std" (the mean alone for one seed) with sensible rounding."""
+    def cell(name: str, digits: int):   # one seed has no spread: its mean alone
+        return [f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
+                for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"])]
 
     return pd.DataFrame({
         "test accuracy (final)": cell("final_acc", 3), "train seconds": cell("train_seconds", 1),
@@ -107,42 +168,31 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     }, index=table.index)
 
 
-def answers(rows: pd.DataFrame) -> dict:
-    """Does the gate beat a random subset at the same rate, and does AST beat dense training given the same
-    time? A difference counts only when it exceeds the seeds' spread (the larger standard deviation of the
-    two; with one seed every difference counts and the answer says it rests on one run)."""
-    table = spread_table(rows)
-
-    def versus(ours: str, other: str) -> dict:
-        return compare_means(table.loc[ours, "final_acc_mean"], table.loc[ours, "final_acc_std"],
-                             table.loc[other, "final_acc_mean"], table.loc[other, "final_acc_std"])
-
-    seeds = int(table["seeds"].min())
-    return {"seeds": seeds, "gate_vs_random": versus("AST packed", "random subset"),
-            "ast_vs_dense_same_time": versus("AST packed", "dense, AST's time"),
-            "packed_vs_unpacked": versus("AST packed", "AST unpacked")}
+QUESTIONS = {   # the chapter's questions: (ours, other), compared on the final test accuracy
+    "gate_vs_random": ("AST packed", "random subset"),
+    "ast_vs_dense_same_time": ("AST packed", "dense, AST's time"),
+    "packed_vs_unpacked": ("AST packed", "AST unpacked"),
+}
 
 
-def save_record(folder, name: str, comparison: Comparison, command: str, environment: dict) -> Path:
-    """Write `folder/<name>.json` (rows, command, provenance) and, when there is one, the recorded score
-    stream as `folder/<name>_scores.pt`."""
-    folder = Path(folder)
-    record = {"command": command, "environment": environment, "load_average_at_end": os.getloadavg(),
-              "batches_per_epoch": comparison.batches_per_epoch,
-              "rows": json.loads(comparison.rows.to_json(orient="records"))}
-    if comparison.scores is not None:
-        atomic_write(folder / f"{name}_scores.pt", lambda handle: torch.save(comparison.scores, handle))
-        record["scores_file"] = f"{name}_scores.pt"
-    path = folder / f"{name}.json"
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    return path
+def answers(shown: RecordSet) -> dict[str, stats.Comparison]:
+    """Does the gate beat a random subset at the same rate, does AST beat dense training given the same time,
+    and does packing change the accuracy? Each a `stats.compare` of the final test accuracies over the seeds
+    (better or worse only when the 95 % interval of the difference excludes 0)."""
+    return {key: stats.compare(shown.get(ours).values, shown.get(other).values)
+            for key, (ours, other) in QUESTIONS.items()}
 
 
-def load_record(path) -> tuple[dict, pd.DataFrame, Optional[torch.Tensor]]:
-    """A saved record: its metadata (command, environment), the rows, and the score stream if saved."""
-    path = Path(path)
-    record = json.loads(path.read_text())
-    scores = None
-    if record.get("scores_file"):
-        scores = torch.load(path.parent / record["scores_file"], weights_only=True)
-    return record, pd.DataFrame(record["rows"]), scores
+def answer_sentences(shown: RecordSet) -> list[str]:
+    """`answers` in words, one sentence per question."""
+    return [comparison.sentence(*QUESTIONS[key], what=FINAL_ACCURACY, digits=4)
+            for key, comparison in answers(shown).items()]
+
+
+def score_stream(shown: RecordSet) -> Optional[tuple[torch.Tensor, int]]:
+    """The score stream recorded from the first packed AST run, and its batches per epoch; None without one."""
+    stream = shown.extras.get("AST packed", {}).get(SCORE_STREAM)
+    if not stream:
+        return None
+    dtype = getattr(torch, stream.get("dtype", "float32"))
+    return torch.tensor(stream["scores"], dtype=dtype), int(stream["batches_per_epoch"])

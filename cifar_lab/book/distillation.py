@@ -7,22 +7,24 @@ the loss and the teacher's place in a training step are in `engine/distill_step.
 `fashion_experiment` is the chapter's question on real data at CPU scale (Fashion-MNIST): a SimpleCNN teacher
 trained on all 60,000 training images teaches the same network trained on a few thousand of them, against
 that student trained from scratch on the same images, over seeds; and the teacher's int8 route is held to its
-fp32 model on the official test split.
+fp32 model on the official test split. It returns typed records (`record.Record`) and their extras.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
+import torch
 
-from .. import presets
-
-from . import real_data
+from .. import presets, provenance
 from ..config import apply_overrides, from_dict
 from ..engine import checkpoint
 from ..engine.trainer import train
 from ..errors import UsageError
+from . import real_data
+from .record import FRACTION, MEGABYTES, Record
 
 PRESET = "cifar10-distill-mobilenetv3"
 # What the student takes over from the teacher's run, so both see the same data as the teacher did.
@@ -79,8 +81,13 @@ def compare_with_scratch(teacher_checkpoint, *, epochs: int, seeds: Iterable[int
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-# The real-data experiment: entries of its record (`real_data` records, rendered by `real_data.summary_table`).
+# The real-data experiment: the labels of its records (training entries as `real_data` trains them, rendered by
+# `real_data.summary_table`), and the teacher checkpoint's two inference routes.
 TEACHER, DISTILLED, SCRATCH = "teacher", "distilled student", "student from scratch"
+FP32_ROUTE, INT8_ROUTE = "teacher checkpoint, fp32 (eager)", "teacher checkpoint, int8 (ONNX Runtime)"
+CHECKPOINT_ACCURACY = "test accuracy"               # of the checkpoint as a route runs it
+AGREEMENT = "top-1 agreement with fp32"
+MODEL_SIZE = "model file size"
 FASHION_TEACHER_PRESET = "fmnist-simplecnn"
 FASHION_STUDENT_PRESET = "fmnist-distill-simplecnn"
 
@@ -88,7 +95,7 @@ FASHION_STUDENT_PRESET = "fmnist-distill-simplecnn"
 def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, student_train_subset: int,
                        teacher_epochs: int, teacher_train_subset: int = 0, test_subset: int = 0,
                        teacher_seed: int = 0, calibration_images: int = 256,
-                       data_root: Optional[str] = None) -> dict:
+                       data_root: Optional[str] = None, command: Optional[str] = None) -> tuple[list[Record], dict]:
     """Distillation on Fashion-MNIST, and what int8 costs a trained model.
 
     1. The teacher: `fmnist-simplecnn` for `teacher_epochs` on `teacher_train_subset` training images (0: all
@@ -101,8 +108,9 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
        images) against its eager fp32 model, through `bench.inference.run`: top-1 agreement and both
        accuracies on the test split (`test_subset` images, 0: all 10,000).
 
-    Returns {"records": {TEACHER, DISTILLED, SCRATCH: `real_data` record}, "teacher": {...}, "int8": {...}},
-    what `real_data.save` keeps and chapter 9 renders."""
+    Returns the records (labels `TEACHER`, `DISTILLED`, `SCRATCH` as `real_data.training_records` gives them;
+    `FP32_ROUTE` and `INT8_ROUTE` with `CHECKPOINT_ACCURACY` and `MODEL_SIZE`, and `AGREEMENT` for int8) and
+    their extras, what chapter 9 keeps and renders."""
     from ..bench import inference as inference_bench  # ONNX Runtime is loaded only when the experiment runs
 
     seeds = [int(seed) for seed in seeds]
@@ -117,17 +125,20 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
     teacher_plan = {TEACHER: {"preset": FASHION_TEACHER_PRESET, "seeds": [teacher_seed], "overrides": {
         "epochs": teacher_epochs, "train_subset": teacher_train_subset, "test_subset": test_subset,
         "save_checkpoints": True}}}
-    records = real_data.train_presets(teacher_plan, out, data_root)["records"]
+    records, extras = real_data.train_presets(teacher_plan, out, data_root, command)
     teacher_checkpoint = out / TEACHER / "best.pt"   # one seed: the run folder is the entry's own
     student = {"epochs": student_epochs, "train_subset": student_train_subset, "test_subset": test_subset}
     student_plan = {
+        # the record names the teacher inside the experiment's folder, not by this machine's path
         DISTILLED: {"preset": FASHION_STUDENT_PRESET, "seeds": seeds,
                     "overrides": {**student, "distill.teacher": str(teacher_checkpoint)}},
         SCRATCH: {"preset": FASHION_TEACHER_PRESET, "seeds": seeds, "overrides": student},
     }
-    records.update(real_data.train_presets(student_plan, out, data_root)["records"])
-    # The record names the teacher inside the experiment's folder, not by this machine's path.
-    records[DISTILLED]["overrides"]["distill.teacher"] = f"{TEACHER}/best.pt"
+    students, student_extras = real_data.train_presets(student_plan, out, data_root, command)
+    records += [replace(r, details={**r.details, "overrides": {**r.details["overrides"],
+                                                               "distill.teacher": f"{TEACHER}/best.pt"}})
+                if r.label == DISTILLED else r for r in students]
+    extras.update(student_extras)
     # Only the agreement and the accuracies are kept: one timed run per route measures no latency.
     bench = inference_bench.run(teacher_checkpoint, routes=["eager", "int8"], repeats=1, runs=1, warmup=0,
                                 batch_runs=1, calibration_images=calibration_images, device="cpu",
@@ -135,15 +146,22 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
     if "int8" not in bench["routes"]:
         raise UsageError(f"the int8 route cannot run here: {bench['skipped'].get('int8')}")
     fp32, int8 = bench["routes"]["eager"], bench["routes"]["int8"]
+    teacher = next(r for r in records if r.label == TEACHER)
     # The checkpoint is the best epoch's, so its accuracy is measured here rather than read from the run.
-    best_epoch = checkpoint.load(teacher_checkpoint).get("epoch", -1) + 1
-    teacher = {"checkpoint": "best.pt", "checkpoint_epoch": best_epoch, "epochs": records[TEACHER]["epochs"],
-               "test_acc": fp32["top1"]}
-    int8_record = {"agreement": int8["agreement"], "fp32_top1": fp32["top1"], "int8_top1": int8["top1"],
-                   "max_abs_diff": int8["max_abs_diff"], "fp32_size_mb": fp32["size_mb"],
-                   "int8_size_mb": int8["size_mb"], "eval_images": bench["eval_images"],
-                   "calibration_images": bench["calibration_images"], "route": int8["detail"]}
-    return {"records": records, "teacher": teacher, "int8": int8_record,
-            "sizes": {"seeds": seeds, "student_epochs": student_epochs,
-                      "student_train_subset": student_train_subset, "teacher_epochs": teacher_epochs,
-                      "teacher_train_subset": teacher_train_subset, "test_subset": test_subset}}
+    route = dict(seeds=[teacher_seed], dataset=teacher.dataset, data_source=teacher.data_source,
+                 train_images=teacher.train_images, test_images=bench["eval_images"], epochs=teacher.epochs,
+                 recipe_epochs=teacher.recipe_epochs, optimizer_steps=teacher.optimizer_steps,
+                 device=provenance.device_name(torch.device("cpu")), commit=teacher.commit, dirty=teacher.dirty,
+                 command=command, date=teacher.date, run_folder=str(out / "int8"))
+    checkpoint_epoch = checkpoint.load(teacher_checkpoint).get("epoch", -1) + 1
+    kept = {"checkpoint": "teacher/best.pt", "checkpoint_epoch": checkpoint_epoch}
+    records += [
+        Record(FP32_ROUTE, CHECKPOINT_ACCURACY, FRACTION, values=[fp32["top1"]], details=kept, **route),
+        Record(FP32_ROUTE, MODEL_SIZE, MEGABYTES, values=[fp32["size_mb"]], details=kept, **route),
+        Record(INT8_ROUTE, CHECKPOINT_ACCURACY, FRACTION, values=[int8["top1"]], details={
+            **kept, "route": int8["detail"], "calibration_images": bench["calibration_images"],
+            "max_abs_diff": int8["max_abs_diff"]}, **route),
+        Record(INT8_ROUTE, AGREEMENT, FRACTION, values=[int8["agreement"]], details=kept, **route),
+        Record(INT8_ROUTE, MODEL_SIZE, MEGABYTES, values=[int8["size_mb"]], details=kept, **route),
+    ]
+    return records, extras

@@ -1,11 +1,26 @@
-"""Small helpers the notebooks share: the smoke switch, the results file, tidy tables."""
+"""Small helpers the notebooks share: the smoke switch, the results file, tidy tables, and the one way a page
+shows measured records.
+
+A chapter shows records (`record.RecordSet`: measured by this run, or a committed record) only through `show`
+and `glue_record`: `show` prints one line naming the records file, their content hash (`record.digest`) and their
+origin ("measured by this run ..." or "the committed record of commit X (date)"), then displays what `rendered`
+makes of them; `glue_record` glues a number or a sentence made from them into the prose (myst-nb's glue). Both
+attach `RECORD_METADATA` to the output (the file, the labels, the hash, the kind of rendering and its
+arguments), so that every number a page prints from a record can be recomputed from that record and compared
+(tests/test_edition_consistency.py does this for the committed edition).
+"""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 from ..io import atomic_write_text
+from .record import RecordSet
+
+RECORD_METADATA = "cifar_lab/records"
 
 
 def smoke_default() -> bool:
@@ -38,3 +53,117 @@ def _plain(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+# --- records on a page ---------------------------------------------------------------------------------------
+
+STATISTICS: dict[str, Callable] = {   # what `value` reads of one record
+    "mean": lambda r: r.summary.mean,
+    "std": lambda r: r.summary.std if r.summary.std is not None else math.nan,
+    "seeds": lambda r: r.n,
+    "fewest epochs": lambda r: r.fewest_epochs,
+    "recipe epochs": lambda r: r.recipe_epochs,
+    "train images": lambda r: r.train_images,
+    "test images": lambda r: r.test_images,
+    "sum": lambda r: sum(r.values),
+}
+
+
+def value(shown: RecordSet, label: str, measured: str, statistic: str = "mean", scale: float = 1.0):
+    """One number of one record: its `statistic` (`STATISTICS`), times `scale` for the floats."""
+    found = STATISTICS[statistic](shown.get(label, measured))
+    return float(found) * scale if isinstance(found, float) else found
+
+
+def extreme(shown: RecordSet, measured: str, statistic: str = "mean", largest: bool = True) -> str:
+    """The label whose record of `measured` has the largest (or smallest) `statistic`."""
+    scored = {label: STATISTICS[statistic](shown.get(label, measured)) for label in shown.labels}
+    return (max if largest else min)(scored, key=scored.get)
+
+
+def detail(shown: RecordSet, label: str, measured: str, key: str):
+    """A detail of one record (`Record.details[key]`: the batch per process, the preset, ...)."""
+    return shown.get(label, measured).details[key]
+
+
+def curve_point(shown: RecordSet, label: str, seed_index: int, epoch_index: int, key: str,
+                scale: float = 1.0) -> float:
+    """One number of a learning curve the records keep in their extras: `key` ("test_acc", ...) of the epoch at
+    `epoch_index` of the seed at `seed_index`, times `scale`."""
+    return float(shown.extras[label]["runs"][seed_index]["history"][epoch_index][key]) * scale
+
+
+def _sentences(lines: list[str]):
+    from IPython.display import Markdown
+
+    return Markdown("\n".join(f"- {line}" for line in lines))
+
+
+def _frame(table: dict):
+    import pandas as pd
+
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def _renderers() -> dict[str, Callable[..., Any]]:
+    from . import ast_comparison, real_data, real_data_tables
+
+    return {
+        "summary": lambda shown: tidy(real_data.summary_table(shown)),
+        "versus": lambda shown, ours, other, measured: real_data.versus_sentence(shown, ours, other, measured),
+        "comparison": lambda shown, ours, other, measured: _sentences(
+            [real_data.versus_sentence(shown, ours, other, measured)]),
+        "value": value,
+        "extreme": extreme,
+        "curve point": curve_point,
+        "detail": detail,
+        "fine and superclass": lambda shown: tidy(real_data_tables.fine_and_superclass(shown), digits=4),
+        "accuracy and latency": lambda shown, sizes, latency: tidy(
+            real_data_tables.accuracy_and_latency(shown, _frame(sizes), _frame(latency)), digits=4),
+        "AST spread": lambda shown: tidy(ast_comparison.readable(ast_comparison.spread_table(shown))),
+        "AST answers": lambda shown: _sentences(ast_comparison.answer_sentences(shown)),
+        "table": lambda shown, rows: tidy(_frame({
+            name: {column: value(shown, *cell) for column, cell in columns.items()} for name, columns in rows.items()
+        }), digits=4),
+    }
+
+
+def rendered(shown: RecordSet, kind: str, **arguments):
+    """What `show` displays (or `glue_record` glues) for `shown`: `kind` names the rendering, `arguments` are
+    plain JSON values. The same call on the same records gives the same output."""
+    renderers = _renderers()
+    if kind not in renderers:
+        raise ValueError(f"unknown rendering {kind!r}; one of {', '.join(renderers)}")
+    return renderers[kind](shown, **arguments)
+
+
+def _metadata(shown: RecordSet, kind: str, arguments: dict) -> dict:
+    return {RECORD_METADATA: {"file": shown.path, "source": shown.source, "labels": shown.labels,
+                              "digest": shown.digest, "kind": kind, "arguments": arguments}}
+
+
+def show(shown: RecordSet, kind: str = "summary", caption: bool = True, **arguments):
+    """Print the records' caption (`RecordSet.caption`: file, hash, origin), then display `rendered(shown,
+    kind, **arguments)` with `RECORD_METADATA`. Returns the displayed object."""
+    from IPython.display import display
+
+    found = rendered(shown, kind, **arguments)
+    if caption:
+        print(shown.caption())
+    display(found, metadata=_metadata(shown, kind, arguments))
+    return found
+
+
+def glue_record(name: str, shown: RecordSet, kind: str = "value", **arguments):
+    """myst-nb's `glue(name, ..., display=False)` of `rendered(shown, kind, **arguments)`, with
+    `RECORD_METADATA` beside the glue's own. Returns the glued value."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+    from myst_nb.ext.glue import GLUE_PREFIX
+
+    found = rendered(shown, kind, **arguments)
+    bundle, metadata = format_display_data(found)
+    metadata = {**metadata, **_metadata(shown, kind, arguments), "scrapbook": {"name": name,
+                                                                               "mime_prefix": GLUE_PREFIX}}
+    display({GLUE_PREFIX + key: data for key, data in bundle.items()}, raw=True, metadata=metadata)
+    return found

@@ -1,159 +1,164 @@
 """The book's real-data runs at CPU scale: Fashion-MNIST trainings whose results the chapters show.
 
-`training_record(preset, seeds, overrides, out_dir)` trains a preset once per seed with the one engine and
-returns a record (a plain dict): what ran, every seed's final and best test accuracy and learning curve, their
-mean and standard deviation, and for the first seed the confusion matrix and the mistakes it makes most often
-with example images (see `cifar_lab.mistakes`). `save` writes a record under `book/results/` with the command
-that made it and its provenance; `load` reads it back, so that a chapter shows a committed record when it is not
-run at CPU scale itself. `runs_metrics` turns records into the `fmnist.runs.<preset>` entries of a chapter's
-metrics.json that `cifar_lab.reproduce` judges.
+`training_records(label, preset, seeds, overrides, out_dir)` trains a preset once per seed with the one engine
+and returns its typed records (`seeds.records`: final and best test accuracy, superclass accuracy, training
+seconds, each per seed) and its extras: every seed's learning curve and, for the first seed, the confusion
+matrix and the mistakes it makes most often with example images (see `cifar_lab.mistakes`). `train_presets`
+does it for a chapter's plan of named variants. A chapter keeps what it measured in its `out_dir/records.json`
+(`record.Collector`); when it does not train, it shows the committed record of its last edition instead
+(`record.committed`), saying so, and never copies it into its own records.
+
+`summary_table`, `versus` (two entries compared by `stats.compare`, in words) and `curves` read a
+`record.RecordSet`; `processes_records` turns chapter 8's runs (`bench.ddp.same_global_batch`) into records of the
+same kind; `runs_metrics` gives the `fmnist` entry of a chapter's metrics.json, for measured runs only.
 """
 from __future__ import annotations
 
-import json
-import os
-import statistics
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import mistakes, presets
-from .seeds import train_seeds
+from .. import mistakes, presets, provenance
 from ..data import fashion_mnist
-from ..io import atomic_write_text
-from ..measure import compare_means
+from . import stats
+from .record import BEST_ACCURACY, FINAL_ACCURACY, FINAL_SUPERCLASS_ACCURACY, TRAINING_TIME, Record, RecordSet, labels
+from .seeds import records as seed_records
+from .seeds import train_seeds
 
-SUMMARY_NUMBERS = ("final_acc", "best_acc", "epochs", "train_seconds", "final_superclass_acc")
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
 
 
-def training_record(preset: str, seeds: Sequence[int], overrides: dict, out_dir, confusions: int = 6,
-                    per_pair: int = 4) -> dict:
-    """Train `preset` with `overrides` once per seed (`seeds.train_seeds`) into `out_dir`; the record of what
-    they reached."""
-    runs = train_seeds(presets.resolve(preset, overrides), seeds, out_dir)
-    judged, first = runs.record, runs.first
-    record = {"preset": preset, "overrides": {k: v for k, v in overrides.items() if k != "data_root"},
-              "seeds": judged["seeds"], "dataset": judged["dataset"], "data_source": first.data.info.get("source"),
-              "final_acc_mean": judged["final_acc"], "final_acc_std": judged["final_acc_std"],
-              "best_acc_mean": judged["best_acc"], "epochs": judged["epochs"],
-              "runs": [{"seed": seed, **{key: result.summary.get(key) for key in SUMMARY_NUMBERS},
-                        "history": [{key: row.get(key) for key in HISTORY_KEYS} for row in result.history]}
-                       for seed, result in zip(judged["seeds"], runs.results)]}
-    if "final_superclass_acc" in judged:
-        record["final_superclass_acc_mean"] = judged["final_superclass_acc"]
-    evaluation = first.evaluation
+def history_of(rows: Sequence[dict]) -> list[dict]:
+    """The per-epoch numbers a record's curves keep, from a run's history (or metrics.csv rows, as text)."""
+    def number(key, value):
+        if value in (None, ""):
+            return None
+        return int(value) if key == "epoch" else float(value)
+
+    return [{key: number(key, row.get(key)) for key in HISTORY_KEYS} for row in rows]
+
+
+def training_records(label: str, preset: str, seeds: Sequence[int], overrides: dict, out_dir,
+                     command: Optional[str] = None, confusions: int = 6,
+                     per_pair: int = 4) -> tuple[list[Record], dict]:
+    """Train `preset` with `overrides` once per seed (`seeds.train_seeds`) into `out_dir`: the records of
+    `label` and its extras ({label: curves, confusion matrix, mistakes})."""
+    config = presets.resolve(preset, overrides)
+    runs = train_seeds(config, seeds, out_dir)
+    shown = {k: v for k, v in overrides.items() if k not in ("data_root", "progress")}
+    found = runs.records(label, command, details={"preset": preset, "overrides": shown})
+    first = runs.first
     names = first.data.class_names
-    pairs = mistakes.top_confusions(evaluation["confusion"], names, confusions)
-    labels, predicted, confidence = mistakes.predictions(first.model, first.data.test_loader,
-                                                         next(first.model.parameters()).device)
+    pairs = mistakes.top_confusions(first.evaluation["confusion"], names, confusions)
+    truth, predicted, confidence = mistakes.predictions(first.model, first.data.test_loader,
+                                                        next(first.model.parameters()).device)
     test_images = first.data.test_split.images
     # The pictures are shown as published: the padding that brought them to the model's size comes off.
-    crop = max(0, int(test_images.shape[-1]) - fashion_mnist.SIDE) // 2 if record["dataset"] == fashion_mnist.NAME else 0
-    record.update(
-        class_names=names, confusion=evaluation["confusion"].tolist(), per_class=evaluation["per_class"],
-        top_confusions=pairs.drop(columns=["true_id", "pred_id"]).to_dict(orient="records"),
-        mistakes=mistakes.examples(test_images, labels, predicted, confidence, pairs, per_pair, crop=crop))
-    return record
+    crop = max(0, int(test_images.shape[-1]) - fashion_mnist.SIDE) // 2 if config.dataset == fashion_mnist.NAME else 0
+    extras = {
+        "runs": [{"seed": seed, "history": history_of(result.history)}
+                 for seed, result in zip(runs.seeds, runs.results)],
+        "class_names": list(names), "confusion": first.evaluation["confusion"].tolist(),
+        "per_class": list(first.evaluation["per_class"]),
+        "top_confusions": pairs.drop(columns=["true_id", "pred_id"]).to_dict(orient="records"),
+        "mistakes": mistakes.examples(test_images, truth, predicted, confidence, pairs, per_pair, crop=crop),
+    }
+    return found, {label: extras}
 
 
-def train_presets(plan: dict[str, dict], out_dir, data_root: Optional[str] = None) -> dict:
-    """`training_record` for every entry of `plan` into `out_dir/<name>`; {"records": {name: record}}, what
-    `save` keeps and a chapter renders. An entry is {"seeds": [...], "overrides": {...}} and trains the preset
-    of its name, or names its preset with "preset" (variants of one preset: {"label smoothing 0.1":
-    {"preset": "fmnist-simplecnn", "overrides": {"label_smoothing": 0.1}, "seeds": [0, 1, 2]}})."""
+def train_presets(plan: dict[str, dict], out_dir, data_root: Optional[str] = None,
+                  command: Optional[str] = None) -> tuple[list[Record], dict]:
+    """`training_records` for every entry of `plan` into `out_dir/<name>`: all their records and extras. An entry
+    is {"seeds": [...], "overrides": {...}} and trains the preset of its name, or names its preset with
+    "preset" (variants of one preset: {"label smoothing 0.1": {"preset": "fmnist-simplecnn", "overrides":
+    {"label_smoothing": 0.1}, "seeds": [0, 1, 2]}})."""
     common = {"progress": False, "save_checkpoints": False, **({"data_root": data_root} if data_root else {})}
-    return {"records": {name: training_record(step.get("preset", name), step["seeds"],
-                                              {**common, **step.get("overrides", {})},
-                                              Path(out_dir) / name.replace(" ", "_"))
-                        for name, step in plan.items()}}
+    found, extras = [], {}
+    for name, step in plan.items():
+        records, more = training_records(name, step.get("preset", name), step["seeds"],
+                                         {**common, **step.get("overrides", {})},
+                                         Path(out_dir) / name.replace(" ", "_"), command)
+        found += records
+        extras.update(more)
+    return found, extras
 
 
-def summary_table(records: dict) -> "pd.DataFrame":
-    """One row per entry: final test accuracy (mean ± std over seeds; no spread with one seed), the best
-    epoch's (shown, never judged), epochs trained of the preset's recipe, and the seeds."""
+def processes_records(result: dict, command: Optional[str] = None) -> tuple[list[Record], dict]:
+    """The records of `bench.ddp.same_global_batch`'s runs: one label per process count
+    (`bench.ddp.processes_label`), each with its per-seed accuracies and training time, and its curves."""
+    found, extras = [], {}
+    environment = provenance.collect()   # the runs were started from this process, at its commit
+    recipe = presets.resolve(result["preset"], {}).epochs
+    # every process count drew from the images one process reads (each of several reads a shard of them)
+    one = min(result["entries"].values(), key=lambda entry: entry["processes"])
+    train_images = one["runs"][0]["summary"].get("train_samples")
+    for label, entry in result["entries"].items():
+        runs = entry["runs"]
+        details = {"preset": result["preset"], "overrides": result.get("overrides", {}),
+                   "processes": entry["processes"], "batch_per_process": entry["batch_per_process"],
+                   "global_batch": result["global_batch"], "threads_per_process": result.get("threads_per_process")}
+        found += seed_records(label, [run["summary"] for run in runs], [run["seed"] for run in runs],
+                              environment=environment, command=command, recipe_epochs=recipe, details=details,
+                              train_images=train_images)
+        extras[label] = {"runs": [{"seed": run["seed"], "history": history_of(run["history"])} for run in runs]}
+    return found, extras
+
+
+def summary_table(shown: RecordSet) -> "pd.DataFrame":
+    """One row per label: final test accuracy (mean ± standard deviation over seeds, and its 95 % interval),
+    the best epoch's (shown, never judged), epochs trained of the recipe's, and the seeds."""
     import pandas as pd
 
     rows = {}
-    for name, record in records.items():
-        recipe = presets.resolve(record["preset"], {}).epochs
-        spread = f" ± {record['final_acc_std']:.4f}" if len(record["seeds"]) > 1 else " (1 seed)"
-        rows[name] = {
-            "final test accuracy": f"{record['final_acc_mean']:.4f}{spread}",
-            "best epoch's accuracy": f"{record['best_acc_mean']:.4f}",
-            "epochs (of the recipe's)": f"{record['epochs']} of {recipe:,}",
-            "seeds": len(record["seeds"]),
+    for label in shown.labels:
+        final = shown.get(label, FINAL_ACCURACY)
+        summary = final.summary
+        best = shown.get(label, BEST_ACCURACY).summary.mean if shown.has(label, BEST_ACCURACY) else None
+        recipe = f" of {final.recipe_epochs:,}" if final.recipe_epochs else ""
+        rows[label] = {
+            "final test accuracy": f"{summary.mean:.4f}" + (f" ± {summary.std:.4f}" if summary.std is not None
+                                                             else " (1 seed)"),
+            "95 % interval": f"{summary.low:.4f}-{summary.high:.4f}" if summary.low is not None else "—",
+            "best epoch's accuracy": "—" if best is None else f"{best:.4f}",
+            "epochs (of the recipe's)": f"{final.fewest_epochs}{recipe}",
+            "seeds": final.n,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def versus(records: dict, ours: str, other: str, key: str = "final_acc") -> dict:
-    """Entry `ours` against entry `other` on `key` ("final_acc" or "final_superclass_acc"), mean over seeds:
-    the difference, the seeds' spread and the verdict of `measure.compare_means`, with a sentence that says
-    it in words."""
-    def mean_std(name: str) -> tuple[float, float]:
-        record = records[name]
-        if key == "final_acc":
-            return record["final_acc_mean"], record["final_acc_std"]
-        values = [run[key] for run in record["runs"]]
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-    (mean, std), (other_mean, other_std) = mean_std(ours), mean_std(other)
-    found = compare_means(mean, std, other_mean, other_std)
-    counts = sorted({len(records[ours]["seeds"]), len(records[other]["seeds"])})
-    basis = " and ".join(str(count) for count in counts) + (" seeds" if counts != [1] else " seed")
-    label = "superclass accuracy" if key == "final_superclass_acc" else "test accuracy"
-    verdict = {"better": f"{ours} is better than {other}.", "worse": f"{ours} is worse than {other}.",
-               "no clear difference": "no clear difference: the gap is within the spread of the seeds."}
-    found["sentence"] = (f"{ours} {mean:.4f} against {other} {other_mean:.4f} (final {label}, mean over "
-                         f"{basis}): difference {found['difference']:+.4f}, spread {found['spread']:.4f}; "
-                         f"{verdict[found['verdict']]}")
-    return found
+def versus(shown: RecordSet, ours: str, other: str, measured: str = FINAL_ACCURACY) -> stats.Comparison:
+    """Entry `ours` against entry `other` on `measured`, over their seeds (`stats.compare`)."""
+    higher = measured != TRAINING_TIME
+    return stats.compare(shown.get(ours, measured).values, shown.get(other, measured).values, higher_is_better=higher)
 
 
-def runs_metrics(records: dict) -> dict:
-    """The `fmnist` entry of a chapter's metrics.json: per entry, the mean final accuracy over its seeds (what
-    claims judge), its spread, the best accuracy (shown, never judged), the epochs trained, the epochs of the
-    preset's recipe and the seeds."""
-    runs = {name: {"final_acc": record["final_acc_mean"], "final_acc_std": record["final_acc_std"],
-                   "best_acc": record["best_acc_mean"], "epochs": record["epochs"],
-                   "recipe_epochs": presets.resolve(record["preset"], {}).epochs, "seeds": record["seeds"]}
-            for name, record in records.items()}
-    return {"real_data": all(record.get("dataset") == fashion_mnist.NAME for record in records.values()),
-            "runs": runs}
+def versus_sentence(shown: RecordSet, ours: str, other: str, measured: str = FINAL_ACCURACY) -> str:
+    """`versus` in words: both means, the difference, its 95 % interval and n, and the verdict."""
+    return versus(shown, ours, other, measured).sentence(ours, other, what=measured)
 
 
-def save(record: dict, folder, name: str, command: str, environment: dict) -> Path:
-    """Write `folder/<name>.json`: the record with the command that made it, its provenance and the machine's
-    load average at the end (was it quiet?)."""
-    path = Path(folder) / f"{name}.json"
-    payload = {"command": command, "environment": environment, "load_average_at_end": os.getloadavg(), **record}
-    # Compact: the mistakes' pictures are thousands of small numbers.
-    atomic_write_text(path, json.dumps(payload, separators=(",", ":")) + "\n")
-    return path
+def curves(shown: RecordSet, chosen: Optional[Sequence[str]] = None) -> dict:
+    """{label: {"runs": [{"seed", "history"}]}} of the labels `chosen` (all by default), what
+    `plots.curves_by_entry` draws; `curves(...)[label]["runs"]` is what `plots.curves_over_seeds` draws."""
+    return {label: {"runs": shown.extras[label]["runs"]} for label in (chosen or shown.labels)
+            if label in shown.extras}
 
 
-def load(path) -> dict:
-    """A saved record; a one-line error naming the command that makes it when it is missing."""
-    from ..errors import UsageError
-
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise UsageError(f"{path} is missing or unreadable: make it with scripts/book.sh --edition cpu") from None
-
-
-def describe(saved: dict) -> str:
-    """Where a record came from, in one paragraph: the command, commit, date, device and how busy the machine
-    was; or that the runs were made just now and not saved."""
-    environment = saved.get("environment")
-    if not environment:
-        return "These runs were made by this execution of the chapter (not saved as a record)."
-    from .. import provenance
-
-    load = saved.get("load_average_at_end")
-    busy = f"; load average {load[0]:.1f} at the end" if load else ""
-    return (f"Made by `{saved['command']}` at commit {provenance.short_commit(environment)}"
-            f" on "
-            f"{str(environment.get('start_utc', '?'))[:16]}, "
-            f"{environment.get('device', '?')} ({environment.get('cpu', '?')}){busy}.")
+def runs_metrics(shown: RecordSet) -> Optional[dict]:
+    """The `fmnist` entry of a chapter's metrics.json from the runs this execution measured: per label, the
+    mean final accuracy over its seeds, its spread, the best accuracy (shown, never judged), the epochs trained,
+    the recipe's epochs and the seeds; `real_data` says whether they all trained on the real files. None for a
+    committed record: this execution measured nothing, so it reports nothing."""
+    if shown.source != "run":
+        return None
+    runs = {}
+    for label in labels(shown.records):
+        final = shown.get(label, FINAL_ACCURACY)
+        summary = final.summary
+        runs[label] = {"final_acc": summary.mean, "final_acc_std": summary.std or 0.0,
+                       "best_acc": shown.get(label, BEST_ACCURACY).summary.mean if shown.has(label, BEST_ACCURACY)
+                       else None,
+                       "epochs": final.fewest_epochs, "recipe_epochs": final.recipe_epochs, "seeds": list(final.seeds)}
+        if shown.has(label, FINAL_SUPERCLASS_ACCURACY):
+            runs[label]["final_superclass_acc"] = shown.get(label, FINAL_SUPERCLASS_ACCURACY).summary.mean
+    real = all(r.dataset == fashion_mnist.NAME for r in shown.records)
+    return {"real_data": real, "runs": runs}

@@ -7,14 +7,21 @@ commit and whether the tree was clean, the command, the date, the run folder). C
 never on loose dicts, and comparability is read from these fields: a field a run could not fill is None, and a
 verdict that needs it says "not comparable: unknown ...".
 
-Records are written as JSON files (`save`, `load`) under a run's `--out` folder; only `cifar-lab edition
-publish` copies them into the repository. Each file carries `SCHEMA`, and `load` refuses another version with a
-one-line error rather than guessing.
+Records are written as JSON files (`save`, `load`) under a run's `--out` folder (a chapter's are
+`<out_dir>/records.json`, `RECORDS_JSON`, gathered by a `Collector`); only `cifar-lab edition publish` copies them
+into the repository, as `book/results/chapters/<notebook>.json`. Each file carries `SCHEMA`, and `load` refuses
+another version with a one-line error rather than guessing. Beside the records a file keeps `extras`, keyed by
+label: what a page draws but no claim judges (learning curves, confusion matrices, mistake images).
+
+A `RecordSet` is records as a page reads them: from this run (`Collector.add`) or from a committed file
+(`committed`), with `origin` saying which in words and `digest` naming its content, so that a page can say
+exactly which measurements it shows.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -24,6 +31,24 @@ from . import stats
 
 SCHEMA = 1
 FORMAT = "cifar-lab record"
+RECORDS_JSON = "records.json"      # a chapter run's records, in its out_dir
+
+# What the records measure (`Record.measured`): the names claims read (`cifar_lab.book.claims`) and pages show.
+# Every training over seeds (`seeds.records`):
+FINAL_ACCURACY = "final test accuracy"          # the final epoch's: what claims judge
+BEST_ACCURACY = "best-epoch test accuracy"      # chosen on the test split: shown, never judged
+FINAL_SUPERCLASS_ACCURACY = "final superclass accuracy"
+TRAINING_TIME = "training time"                 # seconds of training (evaluation excluded)
+# A trained model as chapters 2, 5 and 9 measure it:
+LATENCY_MEAN = "batch-1 fp32 latency (mean)"
+LATENCY_MEDIAN = "batch-1 fp32 latency (median)"
+PARAMETERS = "parameters"
+WEIGHTS_FILE = "weights file size"
+CHECKPOINT_FILE = "training checkpoint size"
+# AST (chapter 3, `ast_comparison`):
+ACTIVATION_RATE = "activation rate"
+COMPUTE_VS_DENSE = "compute vs dense (FLOPs)"
+FRACTION, SECONDS, MILLISECONDS, MEGABYTES, COUNT = "fraction", "s", "ms", "MB", "count"
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,127 @@ class Record:
             return cls(**{k: v for k, v in data.items() if k in names})
         except (TypeError, ValueError) as error:
             raise UsageError(f"{where}: malformed record ({error})") from None
+
+
+def digest(records: Sequence[Record]) -> str:
+    """A short content hash of `records` (SHA-256 of their JSON, in label and quantity order): two pages that
+    print the same digest show the same measurements."""
+    ordered = sorted((r.to_dict() for r in records), key=lambda d: (d["label"], d["measured"]))
+    text = json.dumps(ordered, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def labels(records: Sequence[Record]) -> list[str]:
+    """The labels of `records`, each once, in order of first appearance."""
+    return list(dict.fromkeys(r.label for r in records))
+
+
+def merge(old: Sequence[Record], old_extras: dict, new: Sequence[Record],
+          new_extras: dict) -> tuple[list[Record], dict]:
+    """`old` with every label that `new` measured replaced by `new`'s records of it (a label's records and
+    extras always come from one run); labels only `old` has are kept, each record with its own provenance."""
+    replaced = set(labels(new)) | set(new_extras)
+    records = [r for r in old if r.label not in replaced] + list(new)
+    extras = {**{k: v for k, v in old_extras.items() if k not in replaced}, **new_extras}
+    return records, extras
+
+
+@dataclass
+class RecordSet:
+    """Records as a page reads them: `source` "run" (measured by this execution of the page) or "committed"
+    (read from the committed file `path`), with their extras."""
+    records: list
+    extras: dict
+    source: str
+    path: Optional[str] = None
+
+    def __post_init__(self):
+        if self.source not in ("run", "committed"):
+            raise ValueError(f"source must be 'run' or 'committed', got {self.source!r}")
+
+    def get(self, label: str, measured: str = FINAL_ACCURACY) -> Record:
+        """The record of `label` and `measured`; a one-line error naming what the set holds when it is absent."""
+        found = find(self.records, label, measured)
+        if found is None:
+            raise UsageError(f"{self.path or 'these records'} hold no {measured!r} of {label!r} (labels: "
+                             f"{', '.join(self.labels) or 'none'}); run the experiment that measures it")
+        return found
+
+    def has(self, label: str, measured: str = FINAL_ACCURACY) -> bool:
+        return find(self.records, label, measured) is not None
+
+    @property
+    def labels(self) -> list[str]:
+        return labels(self.records)
+
+    def only(self, chosen: Sequence[str]) -> "RecordSet":
+        """The records and extras of the labels `chosen`, in that order."""
+        missing = [label for label in chosen if label not in self.labels]
+        if missing:
+            raise UsageError(f"{self.path or 'these records'} hold no {', '.join(map(repr, missing))} (labels: "
+                             f"{', '.join(self.labels) or 'none'})")
+        records = [r for label in chosen for r in self.records if r.label == label]
+        return RecordSet(records, {k: self.extras[k] for k in chosen if k in self.extras}, self.source, self.path)
+
+    @property
+    def digest(self) -> str:
+        return digest(self.records)
+
+    def origin(self) -> str:
+        """Where these measurements come from, in words: "measured by this run (commit abc1234, 2026-12-02)" or
+        "the committed record of commit ed22271+dirty (2026-12-02)" (every commit and date the records name)."""
+        stamps = list(dict.fromkeys(f"{r.short_commit} ({(r.date or 'date unknown')[:10]})" for r in self.records))
+        if self.source == "run":
+            return f"measured by this run (commit {', '.join(stamps) or 'unknown'})"
+        noun = "record" if len(stamps) == 1 else "records"
+        return f"the committed {noun} of commit {' and '.join(stamps) or 'unknown'}"
+
+    def caption(self) -> str:
+        """One line naming the file, the content hash and the origin, printed above what a page shows."""
+        where = self.path or "(not saved)"
+        return f"Records {where}, sha256 {self.digest}: {self.origin()}."
+
+
+def committed(path) -> RecordSet:
+    """A committed record file (`book/results/chapters/<notebook>.json`) as a page reads it."""
+    records, extras = load(path)
+    return RecordSet(records, extras, "committed", str(path))
+
+
+class Collector:
+    """The records one execution of a chapter measures, kept in `<out_dir>/records.json`: `add` appends and
+    rewrites the file at once, so that what ran is saved even if a later cell fails. A new collector starts the
+    file afresh (an earlier run's records never pass for this one's)."""
+
+    def __init__(self, out_dir):
+        self.path = Path(out_dir) / RECORDS_JSON
+        self.records: list[Record] = []
+        self.extras: dict = {}
+        save(self.path, [], {})
+
+    def add(self, records: Sequence[Record], extras: Optional[dict] = None) -> RecordSet:
+        """Keep `records` (and `extras`, keyed by label); the added records as a `RecordSet` of this run."""
+        records = list(records)
+        clash = {(r.label, r.measured) for r in records} & {(r.label, r.measured) for r in self.records}
+        if clash:
+            raise UsageError(f"records measured twice in one run: {sorted(clash)}; give each variant its own label")
+        self.records += records
+        self.extras.update(extras or {})
+        save(self.path, self.records, self.extras)
+        return RecordSet(records, {k: v for k, v in (extras or {}).items()}, "run", str(self.path))
+
+
+def measurement(of: Record, measured: str, unit: str, values: Sequence[float], seeds: Optional[Sequence[int]] = None,
+                device: Optional[str] = None, details: Optional[dict] = None) -> Record:
+    """Another quantity measured on the runs that `of` records (the same label, data, run length and provenance),
+    e.g. the latency or the weights file of the trained model: `values` for `seeds` (by default the first
+    seeds of `of`, one per value), on `device` (by default `of`'s)."""
+    seeds = list(seeds) if seeds is not None else list(of.seeds[:len(values)])
+    position = [of.seeds.index(seed) for seed in seeds]
+    return replace(of, measured=measured, unit=unit, seeds=seeds, values=values,
+                   epochs=[of.epochs[k] for k in position] if of.epochs else (),
+                   optimizer_steps=[of.optimizer_steps[k] for k in position] if of.optimizer_steps else (),
+                   device=device or of.device, details={**of.details, **(details or {})})
 
 
 def provenance_fields(environment: Optional[dict], command: Optional[str], run_folder) -> dict:

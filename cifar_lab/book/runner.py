@@ -200,13 +200,25 @@ def source_code_cell(nb, executed_index: int) -> Optional[int]:
 
 
 def failure_message(path: Path, nb, executed: Path, exc) -> str:
-    """One line naming the failing cell both as the reader of `path` counts it (code cells only) and as the
-    executed notebook labels it (its execution count, which also counts the injected-parameters cell)."""
+    """One line naming the failing cell once, as the reader of `path` counts it (its code cells only), with its
+    first line. The executed notebook numbers its cells otherwise (the injected-parameters cell counts there
+    too), so a second number would name the same cell twice, differently; the first line finds it in both."""
     number = source_code_cell(nb, exc.cell_index)
-    where = "the injected parameters" if number is None else f"code cell {number}"
-    label = f", cell [{exc.exec_count}]" if exc.exec_count is not None else ""
-    return (f"{path} failed in {where} ({exc.ename}: {exc.evalue}); the traceback is in the executed notebook "
-            f"{executed}{label}")
+    if number is None:
+        where = "the injected parameters"
+    else:
+        code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+        where = f"code cell {number}{_first_line(code_cells[number - 1].source)}"
+    return (f"{path} failed in {where} with {exc.ename}: {exc.evalue}; the traceback is in the executed "
+            f"notebook {executed}")
+
+
+def _first_line(source: str, width: int = 60) -> str:
+    """` ("first line")`, cut to `width` characters; empty for an empty cell."""
+    line = next((text.strip() for text in source.splitlines() if text.strip()), "")
+    if not line:
+        return ""
+    return f' ("{line if len(line) <= width else line[:width - 3] + "..."}")'
 
 
 def _forward_kernel_stderr(read_end: int) -> None:
@@ -252,7 +264,8 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
 
     Everything is checked before anything is written: a missing notebook, a notebook without a parameters
     cell, an unknown parameter name or a value of the wrong type raises `UsageError` and leaves `out_dir`
-    untouched.
+    untouched. The run holds `out_dir`'s lock (`out_dir_lock`) from its first write to its last: a second run
+    into the same folder stops with one line naming this one's PID, having written nothing.
     """
     import papermill
 
@@ -262,27 +275,43 @@ def run_notebook(path, out_dir, parameters: dict[str, Any] | Iterable[tuple[str,
     check_parameters(path, nb, given)
 
     out = prepare_out_dir(out_dir)
-    injected = {**given, OUT_DIR_PARAMETER: str(out)}
-    executed = out / (path.stem + ".ipynb")
-    environment = provenance.collect(parameters=injected)
-    environment[CODE_VERSION] = code_version()  # what `same_code` compares when a later run wants to reuse this one
-    environment = provenance.write(environment, out)
-    try:
-        with kernel_stderr_filtered() as kernel_manager_class:
-            papermill.execute_notebook(
-                nb, str(executed), parameters=injected, cwd=str(path.resolve().parent), progress_bar=progress_bar,
-                log_output=log_output, kernel_name=kernel_name, execution_timeout=timeout,
-                kernel_manager_class=kernel_manager_class,
-            )
-    except papermill.PapermillExecutionError as exc:
-        # papermill has already saved the executed notebook with the failing cell's traceback in it.
-        raise NotebookFailed(failure_message(path, nb, executed, exc)) from None
-    finally:
-        # Written last, so that it describes this notebook run even where the notebook trains into out_dir
-        # itself (a training run writes its own environment.json there).
-        provenance.write(provenance.finish(environment), out)
+    with out_dir_lock(out):
+        injected = {**given, OUT_DIR_PARAMETER: str(out)}
+        executed = out / (path.stem + ".ipynb")
+        environment = provenance.collect(parameters=injected)
+        environment[CODE_VERSION] = code_version()  # what `same_code` compares when a later run would reuse this
+        environment = provenance.write(environment, out)
+        try:
+            with kernel_stderr_filtered() as kernel_manager_class:
+                papermill.execute_notebook(
+                    nb, str(executed), parameters=injected, cwd=str(path.resolve().parent),
+                    progress_bar=progress_bar, log_output=log_output, kernel_name=kernel_name,
+                    execution_timeout=timeout, kernel_manager_class=kernel_manager_class,
+                )
+        except papermill.PapermillExecutionError as exc:
+            # papermill has already saved the executed notebook with the failing cell's traceback in it.
+            raise NotebookFailed(failure_message(path, nb, executed, exc)) from None
+        finally:
+            # Written last, so that it describes this notebook run even where the notebook trains into out_dir
+            # itself (a training run writes its own environment.json there).
+            provenance.write(provenance.finish(environment), out)
     metrics = out / "metrics.json"
     return NotebookRun(executed, metrics if metrics.is_file() else None, injected)
+
+
+# One writer at a time per output folder among notebook runs, sweeps and reproductions. The lock file is not
+# the training run's (`io.LOCK_NAME`, held by `engine.trainer.run_folder`): a notebook may train into its own
+# out_dir, from its kernel, another process, which would otherwise find the folder locked by its own runner.
+# Nested runs (a reproduction's chapters, a sweep's points) lock their own sub-folders, never the outer one.
+LOCK_NAME = ".notebook-run.lock"
+LOCK_HOLDER = "notebook run, sweep or reproduction"
+
+
+def out_dir_lock(out: Path):
+    """The lock of an output folder of `run_notebook`, `sweep` or `reproduce.reproduce` (`io.folder_lock`)."""
+    from ..io import folder_lock
+
+    return folder_lock(out, LOCK_HOLDER, LOCK_NAME)
 
 
 def point_name(point: dict[str, Any]) -> str:
@@ -538,7 +567,8 @@ def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[
     and code (`same_code`) is not run again. `jobs` worker processes run points side by side, each with its
     share of the CPU cores as thread count; with `gpus`, worker k sees only GPU gpus[k % len(gpus)]
     (CUDA_VISIBLE_DEVICES), so each point trains on one GPU. `on_point(result)` is called as each point
-    finishes (or is found done).
+    finishes (or is found done). The sweep holds `out_dir`'s lock (`out_dir_lock`) throughout, each point's run
+    its own folder's: a second sweep into `out_dir` stops with one line before it clears or starts any point.
     """
     from tqdm import tqdm  # plain: tqdm.auto wants ipywidgets inside notebooks
 
@@ -546,39 +576,40 @@ def sweep(notebook, out_dir, points: list[dict[str, Any]], fixed: Optional[dict[
     points = [{name: parse_value(value) for name, value in point.items()} for point in points]
     check_sweep(notebook, points, fixed, jobs, gpus, launcher)
     out = prepare_out_dir(out_dir)
-    notebook = Path(notebook).resolve()
+    with out_dir_lock(out):  # the points' folders are locked by their own runs inside
+        notebook = Path(notebook).resolve()
 
-    results: dict[str, PointResult] = {}
-    to_run = []
-    version = code_version() if resume else None
-    for point in points:
-        name, parameters = point_name(point), {**fixed, **point}
-        folder = out / name
-        if resume and is_done(folder, notebook, parameters, version):
-            metrics = json.loads((folder / "metrics.json").read_text())
-            results[name] = PointResult(name, point, "ok", None, metrics, skipped=True)
+        results: dict[str, PointResult] = {}
+        to_run = []
+        version = code_version() if resume else None
+        for point in points:
+            name, parameters = point_name(point), {**fixed, **point}
+            folder = out / name
+            if resume and is_done(folder, notebook, parameters, version):
+                metrics = json.loads((folder / "metrics.json").read_text())
+                results[name] = PointResult(name, point, "ok", None, metrics, skipped=True)
+                if on_point is not None:
+                    on_point(results[name])
+            else:
+                _clear_point(folder)
+                to_run.append((name, point, folder, parameters))
+
+        bar = tqdm(total=len(points), desc=f"sweep over {notebook.name}", disable=not progress, leave=False,
+                   file=sys.stderr, initial=len(results))
+        outcomes = (_run_with_submitit(notebook, to_run, out, jobs, launcher, launcher_options or {})
+                    if launcher != "local" else _run_locally(notebook, to_run, jobs, gpus))
+        for (name, point, folder, _), outcome in outcomes:
+            metrics = json.loads((folder / "metrics.json").read_text()) if outcome["status"] == "ok" else None
+            results[name] = PointResult(name, point, outcome["status"], outcome["error"], metrics,
+                                        seconds=outcome["seconds"])
+            bar.update(1)
+            bar.set_postfix(failed=sum(r.status != "ok" for r in results.values()))
             if on_point is not None:
                 on_point(results[name])
-        else:
-            _clear_point(folder)
-            to_run.append((name, point, folder, parameters))
-
-    bar = tqdm(total=len(points), desc=f"sweep over {notebook.name}", disable=not progress, leave=False,
-               file=sys.stderr, initial=len(results))
-    outcomes = (_run_with_submitit(notebook, to_run, out, jobs, launcher, launcher_options or {})
-                if launcher != "local" else _run_locally(notebook, to_run, jobs, gpus))
-    for (name, point, folder, _), outcome in outcomes:
-        metrics = json.loads((folder / "metrics.json").read_text()) if outcome["status"] == "ok" else None
-        results[name] = PointResult(name, point, outcome["status"], outcome["error"], metrics,
-                                    seconds=outcome["seconds"])
-        bar.update(1)
-        bar.set_postfix(failed=sum(r.status != "ok" for r in results.values()))
-        if on_point is not None:
-            on_point(results[name])
-        write_results_table([results[point_name(p)] for p in points if point_name(p) in results], out)
-    bar.close()
-    ordered = [results[point_name(point)] for point in points]
-    return SweepResult(ordered, write_results_table(ordered, out))
+            write_results_table([results[point_name(p)] for p in points if point_name(p) in results], out)
+        bar.close()
+        ordered = [results[point_name(point)] for point in points]
+        return SweepResult(ordered, write_results_table(ordered, out))
 
 
 def _run_locally(notebook, tasks: list, jobs: int, gpus: Optional[list[str]]):

@@ -141,7 +141,37 @@ def seeds_for_half_width(values: Sequence[float], half_width: float, level: floa
         return None
     if s.std == 0.0:
         return 2
-    for n in range(2, most + 1):
+    if half_width <= 0:
+        return None
+    for n in range(_fewest(s.std ** 2, half_width, level), most + 1):
         if _t_quantile(level, n - 1) * s.std / math.sqrt(n) <= half_width:
+            return n
+    return None
+
+
+def _fewest(variance: float, half_width: float, level: float) -> int:
+    """A lower bound on the seeds an interval of ±`half_width` needs: Student's t quantile always exceeds the
+    normal one, so fewer than (z * sd / half_width)² seeds never do (the search starts there)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return max(2, math.floor(z * z * variance / half_width ** 2))
+
+
+def seeds_for_difference(ours: Sequence[float], other: Sequence[float], half_width: float, level: float = LEVEL,
+                         most: int = 1000) -> Optional[int]:
+    """How many seeds on each side would bring Welch's interval of the difference of the means within
+    ±`half_width`, if both spreads stayed the sample stds of `ours` and `other` (None with fewer than two values
+    on a side, for a half-width of 0 or less, or when `most` seeds would not do). With n seeds each, the
+    interval's half-width is t(df) * sqrt((s1² + s2²) / n), df = (n - 1) (s1² + s2²)² / (s1⁴ + s2⁴)."""
+    a, b = summarize(ours, level), summarize(other, level)
+    if a.std is None or b.std is None or half_width <= 0:
+        return None
+    total = a.std ** 2 + b.std ** 2
+    if total == 0.0:
+        return 2
+    for n in range(_fewest(total, half_width, level), most + 1):
+        df = (n - 1) * total ** 2 / (a.std ** 4 + b.std ** 4)
+        if _t_quantile(level, df) * math.sqrt(total / n) <= half_width:
             return n
     return None

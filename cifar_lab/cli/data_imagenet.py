@@ -1,8 +1,7 @@
 """`cifar-lab data imagenet100|synthetic-imagenet`: the ImageNet-100 subset (links into an ImageNet-1k tree)
-and generated JPEG trees in the ImageNet layout. Registered under `cifar-lab data` by `commands/data.py`."""
+and generated JPEG trees in the ImageNet layout. Registered under `cifar-lab data` by `cli/data.py`."""
 from __future__ import annotations
 
-from ..data import imagenet, synthetic_jpeg
 from ..errors import UsageError
 
 
@@ -16,7 +15,7 @@ def register(data_sub) -> None:
                      help="an ImageNet-1k tree with train/<wnid>/ and val/<wnid>/")
     sub.add_argument("--to", dest="out", required=True, metavar="DIR", help="the ImageNet-100 tree to create")
     sub.add_argument("--link", choices=("symlink", "hardlink"), default="symlink",
-                     help="symlink: one link per class folder (default); hardlink: one per file, same file system")
+                     help="symlink: one link per class folder; hardlink: one per file, same file system")
     sub.set_defaults(func=build_imagenet100)
 
     syn = data_sub.add_parser(
@@ -25,18 +24,20 @@ def register(data_sub) -> None:
                     "with wnid-shaped folder names. Optional grayscale, CMYK and corrupt files (added to train/) "
                     "exercise the loader. Train on it with --set dataset=imagenet1k imagenet_root=DIR.")
     syn.add_argument("--to", dest="out", required=True, metavar="DIR", help="the tree to write")
-    syn.add_argument("--classes", type=int, default=10, help="number of classes (default: 10)")
-    syn.add_argument("--train-per-class", type=int, default=16)
-    syn.add_argument("--val-per-class", type=int, default=4)
-    syn.add_argument("--px", type=int, default=80, help="side of the images in pixels (default: 80)")
-    syn.add_argument("--grayscale", type=int, default=0, help="extra grayscale JPEGs (default: 0)")
-    syn.add_argument("--cmyk", type=int, default=0, help="extra CMYK JPEGs (default: 0)")
-    syn.add_argument("--corrupt", type=int, default=0, help="extra corrupt .JPEG files (default: 0)")
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--classes", type=int, default=10, help="number of classes, at least 2")
+    syn.add_argument("--train-per-class", type=int, default=16, help="training JPEGs per class")
+    syn.add_argument("--val-per-class", type=int, default=4, help="validation JPEGs per class")
+    syn.add_argument("--px", type=int, default=80, help="side of the images in pixels, at least 8")
+    syn.add_argument("--grayscale", type=int, default=0, help="extra grayscale JPEGs")
+    syn.add_argument("--cmyk", type=int, default=0, help="extra CMYK JPEGs")
+    syn.add_argument("--corrupt", type=int, default=0, help="extra corrupt .JPEG files")
+    syn.add_argument("--seed", type=int, default=0, help="seed of the generator")
     syn.set_defaults(func=write_synthetic_imagenet)
 
 
 def build_imagenet100(args) -> int:
+    from ..data import imagenet
+
     report = imagenet.build_imagenet100(args.source, args.out, link=args.link)
     if not report["created"]:
         print(f"ImageNet-100 is already at {report['out']}; nothing to do")
@@ -47,6 +48,8 @@ def build_imagenet100(args) -> int:
 
 
 def write_synthetic_imagenet(args) -> int:
+    from ..data import synthetic_jpeg
+
     if args.classes < 2 or min(args.train_per_class, args.val_per_class) < 1 or args.px < 8:
         raise UsageError("--classes must be at least 2, --train-per-class/--val-per-class at least 1, --px at least 8")
     if min(args.grayscale, args.cmyk, args.corrupt) < 0:

@@ -1,21 +1,29 @@
 """`cifar-lab demo`: a checkpoint's classifier in the browser (Gradio, on this machine only).
 
 Upload or paste an image, or click one of the test-split examples, and see the top-5 classes as a bar chart
-(for CIFAR-100 also the superclass). Needs the optional extra: `pip install -e .[demo]`. With `--screenshot
+(for CIFAR-100 and Fashion-MNIST also the superclass), with a line saying how the image was prepared and a
+warning when it is unlike the training images. Needs the optional extra: `pip install -e .[demo]`. With `--screenshot
 FILE` it instead starts the page, uploads a test image in headless Chromium, saves a screenshot and stops.
 """
 from __future__ import annotations
 
 from ..errors import UsageError
-from .parsers import add_checkpoint_argument, add_device_argument
+from .parsers import add_device_argument
 
 
 def register(sub) -> None:
     parser = sub.add_parser("demo", help="serve a checkpoint's classifier as a web page on localhost (Gradio)",
-                            description="Serve a Gradio page for a checkpoint written by `cifar-lab train`: upload "
-                                        "or paste an image, or click a test image, and see the top-5 classes. "
-                                        "Needs `pip install -e .[demo]`; no share link is ever created.")
-    add_checkpoint_argument(parser)
+                            description="Serve a Gradio page for a checkpoint written by `cifar-lab train` (or a file "
+                                        "`cifar-lab export` wrote): upload or paste an image, or click a test "
+                                        "image, and see the top-5 classes. An upload is prepared as `cifar-lab "
+                                        "predict` prepares it, to look like the training images and never "
+                                        "stretched (for Fashion-MNIST: grey, inverted when its background is "
+                                        "light, trimmed to the object, scaled with its aspect ratio kept, padded "
+                                        "with black); the page says how, and warns when the prepared image's "
+                                        "brightness or contrast lies outside the training images'. Needs `pip "
+                                        "install -e .[demo]`; no share link is ever created.")
+    parser.add_argument("--checkpoint", required=True,
+                        help="best.pt or last.pt of a run, or a model file `cifar-lab export` wrote (run on the CPU)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     add_device_argument(parser)

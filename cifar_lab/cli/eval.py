@@ -1,13 +1,8 @@
 """`cifar-lab eval`: top-1 and top-5 of a checkpoint on its dataset's test split, and where it came from."""
 from __future__ import annotations
 
-from .. import provenance
-from ..config import from_dict, parse_assignments, apply_overrides
-from ..data import registry as data_registry
-from ..engine import checkpoint, evaluate
-from ..engine.runtime import autocast, resolve_device, resolve_precision
 from .report import write_json
-from .parsers import add_checkpoint_argument
+from .parsers import add_checkpoint_argument, add_json_argument
 
 
 def register(sub) -> None:
@@ -15,12 +10,20 @@ def register(sub) -> None:
                             description="Rebuild the model and dataset from the config stored in the checkpoint "
                                         "and evaluate it. --set changes data settings (e.g. data_root).")
     add_checkpoint_argument(parser)
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--json", help="also write the result as JSON")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="change settings of the stored config before evaluating, e.g. data_root=DIR "
+                             "device=cpu (default: the checkpoint's config as it is)")
+    add_json_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from .. import provenance
+    from ..config import apply_overrides, from_dict, parse_assignments
+    from ..data import registry as data_registry
+    from ..engine import checkpoint, evaluate
+    from ..engine.runtime import autocast, resolve_device, resolve_precision
+
     state = checkpoint.load(args.checkpoint)
     config = apply_overrides(from_dict(state["config"]), parse_assignments(args.set))
     config.progress = False

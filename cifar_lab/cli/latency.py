@@ -2,11 +2,7 @@
 latency definition (`cifar_lab.measure.latency`: warm-up, CUDA events on a GPU, perf_counter on the CPU)."""
 from __future__ import annotations
 
-from .. import models
-from ..engine import checkpoint
-from ..engine.runtime import resolve_device
 from ..errors import UsageError
-from ..measure import latency
 from .report import write_json
 from .parsers import add_device_argument
 
@@ -16,20 +12,27 @@ def register(sub) -> None:
                             description="Time single-image forward passes of a registry model (random weights: "
                                         "latency does not depend on them) or of a trained checkpoint.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help=f"one of: {', '.join(models.names())}")
+    source.add_argument("--model", help="a registry model, e.g. resnet18_cifar (an unknown name is refused with "
+                                        "the list of models)")
     source.add_argument("--checkpoint", help="best.pt or last.pt of a run (model, classes, input size from it)")
-    parser.add_argument("--classes", type=int, default=10, help="head size for --model (default 10)")
+    parser.add_argument("--classes", type=int, default=10, help="head size for --model")
     parser.add_argument("--size", type=int, default=None, help="input resolution (default: the model's own)")
     add_device_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default 1)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    parser.add_argument("--runs", type=int, default=100, help="timed runs (default 100)")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed runs first")
+    parser.add_argument("--runs", type=int, default=100, help="timed runs")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    parser.add_argument("--json", help="write the result as JSON (keys mean_ms, std_ms, p50_ms, p90_ms, p95_ms, p99_ms, img_s)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the result as JSON (keys mean_ms, std_ms, p50_ms, p90_ms, p95_ms, p99_ms, img_s)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from .. import models
+    from ..engine import checkpoint
+    from ..engine.runtime import resolve_device
+    from ..measure import latency
+
     if args.runs < 1 or args.warmup < 0 or args.batch_size < 1:
         raise UsageError(f"--runs and --batch-size must be at least 1 and --warmup 0 or more (got {args.runs}, "
                          f"{args.batch_size}, {args.warmup})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from .parsers import add_notebook_argument, documented_parser
+from .run import paths_from_here
 
 
 EPILOG = """\
@@ -115,5 +116,8 @@ def run(args) -> int:
     failed = len(result.failed)
     print(f"{len(result.points)} points: {len(result.points) - skipped - failed} ran, {skipped} already done "
           f"(skipped), {failed} failed; table: {result.table}")
-    raise_if_failed(result)
+    try:
+        raise_if_failed(result)
+    except UsageError as exc:
+        raise type(exc)(paths_from_here(str(exc), args.notebook)) from None
     return 0

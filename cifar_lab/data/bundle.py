@@ -31,14 +31,42 @@ class DataBundle:
     test_split: Optional[object] = None
     pretrained_usable: bool = True                  # False for generated images: a run never loads weights
     info: dict = field(default_factory=dict)        # source folder, counts, skipped files, ...
+    _statistics: Optional[dict] = field(default=None, init=False, repr=False)
 
     def input_record(self) -> dict:
-        """How images must be prepared for the model trained on this data (saved in checkpoints)."""
-        return {"resolution": self.resolution, "eval_resize": self.eval_resize, "source_size": self.source_size,
-                "padded_from": self.padded_from, "mean": list(self.mean), "std": list(self.std)}
+        """How images must be prepared for the model trained on this data (saved in checkpoints): sizes and
+        normalisation; the dataset's conventions (`info["input_conventions"]`: grey, polarity, ...) where its
+        builder states them; and, where the training split is held in memory, what its images look like
+        (`image_statistics`, measured once per run), so that an input unlike them can be told."""
+        record = {"resolution": self.resolution, "eval_resize": self.eval_resize, "source_size": self.source_size,
+                  "padded_from": self.padded_from, "mean": list(self.mean), "std": list(self.std),
+                  **self.info.get("input_conventions", {})}
+        if self.train_split is not None and len(self.train_split.images):
+            if self._statistics is None:
+                self._statistics = image_statistics(self.train_split.images)
+            record["channels"] = int(self.train_split.images.shape[1])
+            record["statistics"] = dict(self._statistics)
+        return record
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on the 0-1 scale, measured on the training split."""
-    x = images.to(torch.float64).div_(255.0).transpose(0, 1).reshape(images.shape[1], -1)
-    return tuple(round(v, 4) for v in x.mean(1).tolist()), tuple(round(v, 4) for v in x.std(1).tolist())
+def image_statistics(images: torch.Tensor, chunk: int = 2048) -> dict:
+    """What the images uint8 [N, C, H, W] look like on the 0-1 scale: the mean and (population) std of all their
+    values, and the range over images of each image's own mean (brightness) and std (contrast), each rounded to
+    4 decimals. A channel repeated as a view (stride 0: a grey plane served as three channels) is one plane."""
+    if images.shape[1] > 1 and images.stride(1) == 0:
+        images = images[:, :1]
+    total = total_sq = 0.0
+    means, stds = [], []
+    for part in images.split(chunk):
+        x = part.reshape(len(part), -1).float().div_(255.0)
+        means.append(x.mean(1))
+        stds.append(x.std(1, unbiased=False))
+        total += float(x.sum(dtype=torch.float64))
+        total_sq += float(x.square().sum(dtype=torch.float64))
+    count = images.numel()
+    mean = total / count
+    means, stds = torch.cat(means), torch.cat(stds)
+    return {"mean": round(mean, 4), "std": round(max(total_sq / count - mean ** 2, 0.0) ** 0.5, 4),
+            "image_mean": [round(float(means.min()), 4), round(float(means.max()), 4)],
+            "image_std": [round(float(stds.min()), 4), round(float(stds.max()), 4)], "images": len(images)}
+

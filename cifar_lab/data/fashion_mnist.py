@@ -25,11 +25,15 @@ Normalisation: `normalization=dataset` uses the mean and standard deviation of t
 model sees it (padding included); `unit` only scales pixels to [0, 1], as the TensorFlow tutorial's input
 pipeline does; `half` maps them to [-1, 1]. The test split is always the official 10,000 images;
 `train_subset` and `test_subset` cut both as they do for CIFAR. `classes` (e.g. "5-9") keeps the images of
-those classes in both splits, relabelled 0..k-1, before the subsets are cut (`keep_classes`).
+those classes in both splits, relabelled 0..k-1, before the subsets are cut. This module only reads the
+files into uint8 tensors as the model sees them (`read_splits`); the class subset, the statistics, the
+loader route and the augmentation are decided by the builder every in-memory dataset shares
+(`in_memory.bundle`), as for CIFAR.
 
-Augmentation: the loader's policies. `crop_flip` (pad-4 random crop and a horizontal flip) is label-
-preserving for clothing - a shirt mirrored left to right is still a shirt - while a vertical flip is not (an
-upside-down ankle boot is not a photo the test split holds), so no preset flips vertically.
+Augmentation: the loader's policies, on either loader route. `crop_flip` (pad-4 random crop, zero fill, and
+a horizontal flip) is label-preserving for clothing - a shirt mirrored left to right is still a shirt - while a
+vertical flip is not (an upside-down ankle boot is not a photo the test split holds), so no preset flips
+vertically.
 
 Superclasses, for the superclass accuracy of the evaluation: tops (T-shirt/top, pullover, dress, coat,
 shirt), trousers, footwear (sandal, sneaker, ankle boot) and bags.
@@ -40,6 +44,7 @@ import gzip
 import os
 import shutil
 import struct
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -47,10 +52,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError, UsageError
+from . import in_memory
 from .bundle import DataBundle
-from .class_subset import class_ids
 from .cifar import CifarSplit
-from .loader import DeviceLoader
+# Read here by `bench.time_to_accuracy`; the statistics are the in-memory builder's.
+from .in_memory import statistics  # noqa: F401
 
 NAME = "fashion_mnist"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -69,6 +75,12 @@ FILES = {True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
          False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 SIDE = 28
 PADDED = 32
+# What the published images look like, for preparing a photo the same way (`inference.prepare`). The dataset's
+# paper (Xiao, Rasul, Vollgraf 2017, "Fashion-MNIST", section 2) made each image from a product photo on a light
+# background: edges close to the corner colour trimmed, the longer side scaled to 28 with the aspect ratio
+# kept, the shorter side extended and the product centred, intensities negated, 8-bit grey. So: grey, light
+# garments on a black (0) background, the object trimmed and padded, never stretched.
+INPUT_CONVENTIONS = {"colour": "grey", "polarity": "light_on_dark", "fit": "pad", "background": 0, "trim": True}
 
 # IDX magic numbers: two zero bytes, the element type (0x08: unsigned byte), the number of dimensions.
 IMAGES_MAGIC = 0x00000803
@@ -90,8 +102,12 @@ def read_idx(path) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as handle:
             raw = handle.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path} cannot be read as a gzipped IDX file ({exc})") from None
+    # OSError: unreadable, or gzip.BadGzipFile (not gzip, a CRC or length that does not match); EOFError: the
+    # stream ends early; zlib.error: damaged compressed data (flipped bytes).
+    except (OSError, EOFError, zlib.error) as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise DataError(f"{path} cannot be read as a gzipped IDX file ({reason}); put a good copy in its place "
+                        f"(`sudo apt-get install --reinstall {APT_PACKAGE}`)") from None
     if len(raw) < 8:
         raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
     magic = struct.unpack(">I", raw[:4])[0]
@@ -137,10 +153,18 @@ def torchvision_has_files(data_root) -> bool:
 
 
 def missing_message(data_root) -> str:
+    """Neither copy is there and no download was asked for: both ways to get the files."""
     return (f"Fashion-MNIST not found: neither the Debian package's files in {debian_dir()} nor torchvision's "
             f"copy in {torchvision_raw(data_root)}; install them with `sudo apt-get install {APT_PACKAGE}`, or "
             f"run with --set download=true on a machine with network access (torchvision downloads them into "
             f"data_root={data_root})")
+
+
+def download_failed_message(data_root, reason: str) -> str:
+    """A download was tried and failed: asking for one again would not help, the network or the package would."""
+    return (f"Fashion-MNIST could not be downloaded into {torchvision_raw(data_root)} (the download failed: "
+            f"{reason}); check this machine's network access, or install the official files with "
+            f"`sudo apt-get install {APT_PACKAGE}` (read from {debian_dir()})")
 
 
 def locate(config) -> str:
@@ -152,25 +176,49 @@ def locate(config) -> str:
     raise DataError(missing_message(config.data_root))
 
 
-def read_torchvision(config, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split through torchvision's `FashionMNIST` (downloading it, with its MD5 checks, if allowed)."""
+def torchvision_split(data_root, train: bool, download: bool):
+    """One split as torchvision's `FashionMNIST` under `data_root`, downloading the files (with their MD5 checks)
+    first when `download` and they are not there."""
     from torchvision.datasets import FashionMNIST
 
     # A failed download leaves nothing behind: the folders it created are removed again.
-    created = next((path for path in (Path(config.data_root), Path(config.data_root) / "FashionMNIST")
-                    if not path.exists()), None)
+    created = next((path for path in (Path(data_root), Path(data_root) / "FashionMNIST") if not path.exists()),
+                   None)
     try:
-        dataset = FashionMNIST(config.data_root, train=train, download=config.download)
+        return FashionMNIST(data_root, train=train, download=download)
     except (RuntimeError, OSError) as exc:  # no network, a refused connection, a checksum that does not match
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(f"{missing_message(config.data_root)} (the download failed: {reason})") from None
+        if download:
+            raise DataError(download_failed_message(data_root, reason)) from None
+        raise DataError(f"{missing_message(data_root)} ({reason})") from None
+
+
+def read_torchvision(config, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split through torchvision's `FashionMNIST` (downloading it, with its MD5 checks, if allowed)."""
+    dataset = torchvision_split(config.data_root, train, config.download)
     return dataset.data.clone(), dataset.targets.to(torch.int64)
 
 
-def load_splits(config) -> tuple[CifarSplit, CifarSplit]:
-    """The train and test splits as the model sees them (see the module docstring), subsets applied."""
+def download(data_root) -> dict:
+    """Get the four files, as `cifar-lab data download fashion-mnist` does: the Debian package's folder when it
+    holds them (nothing is fetched), else torchvision's `FashionMNIST(download=True)` into `data_root`. Both
+    splits are read back, so a damaged copy is a one-line `DataError`, never reported as present. Returns the
+    route, the folder, whether anything was downloaded and the image count of each split."""
+    if has_files(debian_dir()):
+        folder = debian_dir()
+        counts = [len(read_split(folder, train)[1]) for train in (True, False)]
+        return {"route": "debian", "folder": folder, "downloaded": False, "train": counts[0], "test": counts[1]}
+    present = torchvision_has_files(data_root)
+    counts = [len(torchvision_split(data_root, train, download=True)) for train in (True, False)]
+    return {"route": "torchvision", "folder": torchvision_raw(data_root), "downloaded": not present,
+            "train": counts[0], "test": counts[1]}
+
+
+def read_splits(config) -> tuple[CifarSplit, CifarSplit]:
+    """The full train and test splits as the model sees them (see the module docstring): every class, every
+    image."""
     route = locate(config)
     if route == "debian":
         folder = debian_dir()
@@ -187,32 +235,12 @@ def load_splits(config) -> tuple[CifarSplit, CifarSplit]:
                            coarse_labels=coarse_map()[labels], coarse_names=list(COARSE_NAMES), source=source,
                            extra={"coarse_of_fine": coarse_map(), **info})
         splits.append(split)
-    train, test = splits
-    if config.classes:
-        kept = class_ids(config.dataset, config.classes)
-        train, test = keep_classes(train, kept), keep_classes(test, kept)
-    return train.subset(config.train_subset, seed=config.seed), test.subset(config.test_subset, seed=config.seed)
+    return splits[0], splits[1]
 
 
-def keep_classes(split: CifarSplit, kept: list[int]) -> CifarSplit:
-    """The images of the classes `kept` (ascending ids), labelled 0..k-1 in that order (what a k-class head
-    predicts). The superclass map follows: the superclasses of the kept classes, renumbered 0..m-1 in order, so
-    that the superclass accuracy still counts a sandal taken for a sneaker as right; the superclasses no kept
-    class belongs to are dropped."""
-    kept_tensor = torch.tensor(kept, dtype=torch.long)
-    relabel = torch.full((len(split.class_names),), -1, dtype=torch.long)
-    relabel[kept_tensor] = torch.arange(len(kept))
-    index = torch.nonzero(relabel[split.labels] >= 0).flatten()
-    coarse_of_kept = split.coarse_of_fine[kept_tensor]
-    coarse_ids = sorted(set(coarse_of_kept.tolist()))
-    renumber = torch.full((int(coarse_of_kept.max()) + 1,), -1, dtype=torch.long)
-    renumber[torch.tensor(coarse_ids)] = torch.arange(len(coarse_ids))
-    coarse_of_fine = renumber[coarse_of_kept]
-    labels = relabel[split.labels[index]]
-    extra = {**split.extra, "coarse_of_fine": coarse_of_fine, "kept_classes": list(kept)}
-    return CifarSplit(split.images[index], labels, [split.class_names[i] for i in kept],
-                      coarse_labels=coarse_of_fine[labels], coarse_names=[split.coarse_names[i] for i in coarse_ids],
-                      source=split.source, extra=extra)
+def load_splits(config) -> tuple[CifarSplit, CifarSplit]:
+    """The splits a run on `config` uses: `classes`, `train_subset` and `test_subset` applied."""
+    return in_memory.select(config, *read_splits(config))
 
 
 def coarse_map() -> torch.Tensor:
@@ -229,54 +257,14 @@ def prepare_images(images: torch.Tensor, native: bool, channels: int) -> torch.T
     return planes.expand(-1, channels, -1, -1)
 
 
-def statistics(normalization: str, images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on the 0-1 scale. `dataset`: measured on `images` (the training split) from
-    its histogram of grey levels, exact and without a float copy of the split."""
-    channels = images.shape[1]
-    if normalization == "half":
-        return (0.5,) * channels, (0.5,) * channels
-    if normalization == "unit":
-        return (0.0,) * channels, (1.0,) * channels
-    counts = torch.bincount(images[:, 0].reshape(-1), minlength=256).to(torch.float64)
-    levels = torch.arange(256, dtype=torch.float64) / 255.0
-    total = counts.sum()
-    mean = float((counts * levels).sum() / total)
-    var = float((counts * (levels - mean) ** 2).sum() / (total - 1))
-    return (round(mean, 4),) * channels, (round(var ** 0.5, 4),) * channels
-
-
 def fashion_mnist_bundle(config, device, generator) -> DataBundle:
     if config.image_channels not in (1, 3):
         raise UsageError(f"image_channels={config.image_channels}: Fashion-MNIST is served with 1 (grey) or 3 "
                          f"(grey repeated) channels")
-    train, test = load_splits(config)
-    mean, std = statistics(config.normalization, train.images)
-    resolution = config.input_size
-    if config.loader == "torchvision":
-        from .reference import make_loader
-
-        if config.augment not in ("crop_flip", "none") or resolution == SIDE or config.image_channels != 3:
-            raise UsageError("loader=torchvision serves Fashion-MNIST only as the CIFAR models see it (3 channels, "
-                             "32 px, augment crop_flip or none); use loader=device")
-        train_loader = make_loader(train.images, train.labels, config.batch_size, mean=mean, std=std, train=True,
-                                   num_workers=config.num_workers, seed=config.seed, input_size=resolution)
-        test_loader = make_loader(test.images, test.labels, config.eval_batch_size, mean=mean, std=std,
-                                  train=False, num_workers=config.num_workers, input_size=resolution)
-    else:
-        common = dict(device=device, mean=mean, std=std, channels_last=config.channels_last, input_size=resolution)
-        train_loader = DeviceLoader(train.images, train.labels, config.batch_size, train=True,
-                                    policy=config.augment, generator=generator, **common)
-        test_loader = DeviceLoader(test.images, test.labels, config.eval_batch_size, train=False, **common)
+    train, test = read_splits(config)
     stored = int(train.images.shape[-1])
-    return DataBundle(
-        train_loader=train_loader, test_loader=test_loader, num_classes=len(train.class_names),
-        class_names=list(train.class_names), mean=mean, std=std, resolution=resolution, source_size=stored,
-        padded_from=SIDE if stored != SIDE else 0,
-        coarse_of_fine=train.coarse_of_fine, coarse_names=list(train.coarse_names), train_split=train,
-        test_split=test,
-        info={"source": train.source, "route": train.extra["route"], "package": train.extra["package"],
-              "train_samples": len(train), "test_samples": len(test),
-              **({"kept_classes": train.extra["kept_classes"]} if config.classes else {}),
-              "layout": f"{config.image_channels}x{stored}x{stored}" + ("" if stored == SIDE else
-                                                                          " (28x28 padded by 2 with zeros)")},
-    )
+    layout = f"{config.image_channels}x{stored}x{stored}" + ("" if stored == SIDE else
+                                                              " (28x28 padded by 2 with zeros)")
+    return in_memory.bundle(config, device, generator, train, test, padded_from=SIDE if stored != SIDE else 0,
+                            info={"route": train.extra["route"], "package": train.extra["package"],
+                                  "layout": layout, "input_conventions": dict(INPUT_CONVENTIONS)})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..io import staged_dir
 from . import synthetic_jpeg
 from .imagenet_classes import imagenet100_wnids
@@ -32,6 +32,7 @@ from .jpeg_pipeline import (IMAGENET_MEAN, IMAGENET_STD, FolderSource, SkipLog, 
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 HF_HUB_NAME = "ILSVRC/imagenet-1k"
+JPEG_AUGMENT = "crop_flip"  # the config's default `augment`: on the JPEG routes, their own augmentation
 SUBSET_HINT = "build it with `cifar-lab data imagenet100 --from IMAGENET1K_DIR --to DIR`"
 
 
@@ -217,12 +218,15 @@ def check_hf_labels(loaded, name: str, splits: tuple[str, ...]) -> None:
             raise DataError(f"{name}[{split}] has labels of type {dtype}, not class indices; encode them as a "
                             f"ClassLabel (dataset.class_encode_column('label')) and save the dataset again")
     columns = {split: np.asarray(loaded[split].with_format("numpy")["label"]) for split in splits}
+    # Checked before the class count is read off the first split: a NaN there would not convert to an int.
+    for split, labels in columns.items():
+        if labels.size and labels.dtype.kind not in "iu":  # rows without a label come back as floats or objects
+            raise DataError(f"{name}[{split}] has rows without a label; give every image its class index (or "
+                            f"drop those rows with dataset.filter) and save the dataset again")
     names = getattr(loaded[splits[0]].features["label"], "names", None)
     first = columns[splits[0]]
     count = len(names) if names is not None else int(first.max()) + 1 if first.size else 0
     for split, labels in columns.items():
-        if labels.size and labels.dtype.kind not in "iu":  # rows without a label come back as floats or objects
-            raise DataError(f"{name}[{split}] has rows without a label; every image needs its class index")
         outside = labels[(labels < 0) | (labels >= count)]
         if outside.size:
             raise DataError(f"{name}[{split}] has label {int(outside[0])}, outside 0-{count - 1} (the {count} "
@@ -245,6 +249,12 @@ def resolve_sizes(config, default_size: int) -> tuple[int, int]:
 
 def jpeg_bundle(config, device, train_source, test_source, class_names: list[str], info: dict,
                 default_size: int = 224, pretrained_usable: bool = True) -> DataBundle:
+    # The JPEG routes train with their own augmentation (`jpeg_pipeline`); the default `augment` stands for it,
+    # and any other policy is refused rather than ignored.
+    if config.augment != JPEG_AUGMENT:
+        raise UsageError(f"augment={config.augment}: the ImageNet routes train with their own augmentation "
+                         f"(random resized crop, horizontal flip, colour jitter) and implement no other policy; "
+                         f"leave augment={JPEG_AUGMENT}")
     size, resize = resolve_sizes(config, default_size)
     if len(class_names) < 2:
         raise DataError(f"{info['source']} has a single class ({', '.join(class_names) or 'none'}); a classifier "

@@ -2,7 +2,9 @@
 
 It is what most tutorials use, and it is the reference the device-resident loader is measured against
 (`cifar-lab bench data`). It can also train (`--set loader=torchvision`), with `augment=crop_flip` (pad-4
-random crop and horizontal flip) or `augment=none` (the images as they are, only converted and normalised).
+random crop and horizontal flip) or `augment=none` (the images as they are, only converted and normalised), on
+3x32x32 images: CIFAR's, and Fashion-MNIST's padded to 32 with the grey plane repeated. The in-memory builder
+(`in_memory.loaders`) picks this route and passes it the run's `augment`.
 """
 from __future__ import annotations
 
@@ -34,9 +36,14 @@ class TensorImageDataset(Dataset):
         return image, self.labels[index]
 
 
+SIDE = 32  # the side of the images this route serves (its crop keeps it)
+
+
 def make_transform(mean, std, train: bool, padding: int = 4, input_size: int = 32):
-    steps = [transforms.RandomCrop(32, padding=padding), transforms.RandomHorizontalFlip()] if train else []
-    if input_size != 32:
+    """`train`: a random crop of the image padded by `padding` zeros on each side, and a horizontal flip with
+    probability 0.5; then a resize to `input_size` where it differs from `SIDE`, and normalisation."""
+    steps = [transforms.RandomCrop(SIDE, padding=padding), transforms.RandomHorizontalFlip()] if train else []
+    if input_size != SIDE:
         steps.append(transforms.Resize(input_size))
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
     return transforms.Compose(steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -86,21 +87,53 @@ def load_model(state: dict, device="cpu") -> torch.nn.Module:
     return model.to(device).eval()
 
 
+# The conventions of an input record that a dataset may set (`inference.preparation` reads them): a colour image
+# the model takes as 3 channels, of any polarity, fitted by padding with its own border colour, not trimmed.
+INPUT_DEFAULTS = {"channels": 3, "colour": "rgb", "polarity": "any", "fit": "pad", "background": None, "trim": False}
+
+
 def input_record(state: dict) -> dict:
-    """How images must be prepared for a checkpoint's model: resolution, eval resize, the stored images' size
-    before upscaling, mean and std. Checkpoints of the previous release lack the record; it is rebuilt from
-    their config and the model's registered metadata."""
-    if "input" in state:
-        return dict(state["input"])
-    from .. import models
+    """How images must be prepared for a checkpoint's model, as its training run recorded it (the data
+    bundle's `input_record`):
+
+    - resolution, eval_resize, source_size (the stored images' side before upscaling), padded_from (the
+      published images' side where the stored ones were padded: Fashion-MNIST's 28), mean and std (the
+      normalisation, per channel, on the 0-1 scale);
+    - the dataset's conventions: channels (that the model takes), colour ("rgb" or "grey"), polarity ("any",
+      or "light_on_dark": light objects on a dark background), fit ("pad": scaled with the aspect ratio kept and
+      padded, or "crop": eval resize and centre crop; never stretched), background (the padding value, None
+      for the image's own border colour), trim (crop a photo to its object first);
+    - statistics: what the training images look like (`data.bundle.image_statistics`), for telling an input
+      unlike them (`inference.unlike_training`).
+
+    Checkpoints of earlier versions lack some of it: the sizes are rebuilt from their config and the model's
+    registered metadata, and the conventions from the dataset name the config records (`complete`)."""
     from ..config import from_dict
 
     config = from_dict(state["config"])
-    spec = models.spec(config.model)
-    jpeg = config.image_size > 0 or spec.eval_resize > 0
-    resolution = (config.image_size or spec.input_size) if jpeg else config.input_size
-    return {"resolution": resolution, "eval_resize": (config.eval_resize or spec.eval_resize) if jpeg else 0,
-            "source_size": 0 if jpeg else 32, "mean": list(state["mean"]), "std": list(state["std"])}
+    if "input" in state:
+        record = dict(state["input"])
+    else:
+        from .. import models
+
+        spec = models.spec(config.model)
+        jpeg = config.image_size > 0 or spec.eval_resize > 0
+        resolution = (config.image_size or spec.input_size) if jpeg else config.input_size
+        record = {"resolution": resolution, "eval_resize": (config.eval_resize or spec.eval_resize) if jpeg else 0,
+                  "source_size": 0 if jpeg else 32, "mean": list(state["mean"]), "std": list(state["std"])}
+    return complete(record, config.dataset, config.image_channels)
+
+
+def complete(record: dict, dataset: Optional[str], channels: Optional[int] = None) -> dict:
+    """`record` with the convention fields it lacks: those of `dataset` where it has its own (Fashion-MNIST's
+    `data.fashion_mnist.INPUT_CONVENTIONS`), else `INPUT_DEFAULTS`; `channels` where known (the config's
+    image_channels), else the length of the record's mean."""
+    from ..data import fashion_mnist
+
+    own = fashion_mnist.INPUT_CONVENTIONS if dataset == fashion_mnist.NAME else {}
+    fit = {"fit": "crop" if record.get("eval_resize") else "pad"}
+    found = {**INPUT_DEFAULTS, **fit, **own, "channels": channels or len(record.get("mean") or ()) or 3}
+    return {**found, **record}
 
 
 def classifier_layer(model: torch.nn.Module) -> str:

@@ -71,6 +71,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def distinct_seeds(seeds) -> list[int]:
+    """`seeds` as a list of integers, checked: at least one, each an integer, none twice (a repeated seed
+    repeats a run and would shrink the spread it is meant to show)."""
+    try:
+        found = [] if isinstance(seeds, str) else [int(seed) for seed in seeds]
+        exact = all(isinstance(seed, str) or int(seed) == seed for seed in seeds)  # 1.5 is no seed
+    except (TypeError, ValueError):
+        found, exact = [], False
+    if not found or not exact or len(set(found)) != len(found):
+        raise UsageError(f"seeds must be distinct integers, at least one (got {seeds!r}); e.g. seeds=[0, 1, 2]")
+    return found
+
+
 def set_deterministic(enabled: bool) -> None:
     """Bitwise-repeatable kernels (slower); needed for resume-equals-uninterrupted checks on a GPU."""
     if enabled:

@@ -7,6 +7,17 @@ Per batch: a no-grad scoring forward pass over all B images -> significance scor
 gate `s > theta` (or a sigmoid gate) -> fallback of `ast.fallback_samples` random samples when nothing
 passes -> one controller update -> forward and backward on the active samples only.
 
+Other selections through the same step, so that every variant the AST chapter compares runs in this one loop:
+  * `ast.gate=seed`: the gate of the AST paper's repository (`sparse.seed_gate`: stochastic above theta, an
+    energy budget, the controller on the cumulative rate, `sparse.controller.CumulativeRateController`),
+    trained unpacked with gradients clipped at 1.0 as the repository does (`sparse.config.SEED_GATE_SETTINGS`);
+  * `ast.selection=selective_backprop`: Selective Backprop (`sparse.selective_backprop`), from the same
+    scoring pass's per-sample losses, packed or unpacked;
+  * `ast.selection=random`: a fixed-size random subset at the target rate, with no scoring pass, packed or
+    unpacked.
+Per epoch the step also counts the selected samples of each class (`selected_per_class`), the class mix that
+the selection trains on.
+
 Model mode of the scoring pass: BatchNorm stays in training mode, dropout is switched off.
   * BatchNorm: the training forward normalises with batch statistics, so scoring with the same (batch)
     statistics measures the loss the training step would see; eval mode would use running averages that
@@ -45,8 +56,9 @@ import torch.nn as nn
 
 from .. import distributed
 from ..io import atomic_write, atomic_write_text
+from ..sparse import seed_gate, selective_backprop
 from ..sparse.config import resolved_gains
-from ..sparse.controller import PIController
+from ..sparse.controller import CumulativeRateController, PIController
 from ..sparse.score import score_batch
 from .steps import DenseStep
 
@@ -61,8 +73,16 @@ _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropou
 class SparseStep(DenseStep):
     def __init__(self, model, optimizer, scaler, config, device, precision, scheduler=None, batches_per_epoch=None):
         self.ast = config.ast
-        self.controller = PIController.from_config(config.ast, device)
-        # Own random stream (fallback picks, random-subset baseline, sigmoid gate), saved in checkpoints.
+        self.seed_gate = config.ast.selection == "gate" and config.ast.gate == "seed"
+        controller = CumulativeRateController if self.seed_gate else PIController
+        self.controller = controller.from_config(config.ast, device)
+        self.energy = seed_gate.EnergyBudget() if self.seed_gate else None
+        self.loss_history = selective_backprop.LossHistory(config.ast.sb_history, device) \
+            if config.ast.selection == "selective_backprop" else None
+        self.sb_beta = selective_backprop.resolved_beta(config.ast)
+        self.num_classes = config.num_classes
+        # Own random stream (fallback picks, random subsets, stochastic gates, Selective Backprop's draws), saved
+        # in checkpoints.
         self.generator = torch.Generator(device=device).manual_seed(config.seed + 0xA57)
         self.ast_started = False
         self.trace: list[dict] = []   # per epoch: {"epoch", "phase", "values": [batches, 4] CPU tensor}
@@ -78,9 +98,13 @@ class SparseStep(DenseStep):
         self.dense_epoch = epoch < self.ast.dense_epochs
         if not self.dense_epoch and not self.ast_started:
             self.controller.reset()  # AST starts now: fresh threshold, EMA and integral
+            for state in (self.energy, self.loss_history):  # a full budget, an empty loss history
+                if state is not None:
+                    state.reset()
             self.ast_started = True
         zero = lambda dtype=torch.long: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
         self.active, self.fallbacks = zero(), zero()
+        self.selected_per_class = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
         self.theta_sum = zero(torch.float32)
         self.scored = self.host_syncs = 0
         self.trace_rows: list[torch.Tensor] = []
@@ -95,6 +119,7 @@ class SparseStep(DenseStep):
         if self.dense_epoch:
             self.optimize(images, labels)
             self.active += batch
+            self.selected_per_class.index_add_(0, labels, torch.ones_like(labels))
             return
         if self.flops_per_sample is None:
             base = self.model.module if hasattr(self.model, "no_sync") else self.model  # DDP holds it in .module
@@ -108,33 +133,53 @@ class SparseStep(DenseStep):
             self.active += count
             self._record(theta, torch.tensor(count / batch, device=self.device))
         else:
-            mask = self._gate(images, labels, theta)
+            passed = None  # the seed gate's activations, fallback samples left out (what its controller counts)
+            if self.ast.selection == "selective_backprop":
+                mask = self._selective_backprop(images, labels)
+            elif self.seed_gate:
+                mask, passed = self._seed_gate(images, labels, theta)
+            else:
+                mask = self._gate(images, labels, theta)
             count = mask.sum()
             if self.world > 1:  # the global rate: every rank feeds the controller the same number
-                both = distributed.all_reduce_sum(torch.stack([count, torch.tensor(batch, device=self.device)]))
-                rate, global_batch = both[0].float() / both[1], both[1]
-                self.global_active = both[0]
+                counts = [count, torch.tensor(batch, device=self.device)]
+                counts += [torch.tensor(passed, device=self.device)] if passed is not None else []
+                summed = distributed.all_reduce_sum(torch.stack(counts))
+                rate, global_batch = summed[0].float() / summed[1], summed[1]
+                self.global_active = summed[0]
+                passed = summed[2] if passed is not None else None
                 # Kept on the device: a float() here would wait for the GPU on every batch.
                 weight = global_batch.float() / (self.config.batch_size * self.world)
             else:
-                rate, weight = count.float() / batch, batch / self.config.batch_size
-            # A short last batch moves the EMA in proportion to its size, not as much as a full one.
-            self.controller.update(rate, weight=weight)
+                rate, weight, global_batch = count.float() / batch, batch / self.config.batch_size, batch
+            if self.seed_gate:
+                self.controller.update(passed, global_batch)
+            elif self.ast.selection == "gate":
+                # A short last batch moves the EMA in proportion to its size, not as much as a full one.
+                self.controller.update(rate, weight=weight)
             self.active += count
             self._record(theta, rate)
+        # The class mix of the selection: counted from the selected samples only, on the device.
+        self.selected_per_class.index_add_(0, labels, mask.long())
         if self.ast.pack:
             self._pack(images, labels, mask, count)
         else:
-            index = mask.nonzero().squeeze(1)  # the one host sync per batch: the subset's size
-            if self.world > 1:
-                total = int(self.global_active) if self.ast.selection == "gate" else count * self.world
-                self.optimize(images[index], labels[index], weight=len(index) * self.world / max(1, total))
-            else:
-                self.optimize(images[index], labels[index])
+            self._train_unpacked(images, labels, mask, count)
 
-    def _gate(self, images, labels, theta) -> torch.Tensor:
-        """Scoring pass, gate and fallback: a boolean mask of the active samples (device ops only)."""
-        batch = labels.shape[0]
+    def _train_unpacked(self, images, labels, mask, count) -> None:
+        """One step on this batch's selected samples (the AST paper's variant)."""
+        index = mask.nonzero().squeeze(1)  # the one host sync per batch: the subset's size
+        if self.world > 1:
+            total = count * self.world if self.ast.selection == "random" else int(self.global_active)
+            if len(index) == 0:  # nothing kept here: a zero-weighted sample keeps this rank in the all-reduce
+                self.optimize(images[:1], labels[:1], weight=0.0, count=False)
+            else:
+                self.optimize(images[index], labels[index], weight=len(index) * self.world / max(1, total))
+        elif len(index):  # Selective Backprop may keep nothing of a batch (the gates fall back to random picks)
+            self.optimize(images[index], labels[index])
+
+    def _score(self, images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scoring pass: (significance, per-sample loss) of every sample, without gradients."""
         self.model.train()
         for module in self.dropouts:
             module.eval()
@@ -144,9 +189,16 @@ class SparseStep(DenseStep):
         finally:
             for module in self.dropouts:
                 module.train()
-        scores, _ = score_batch(logits, labels, images, self.ast.loss_weight, self.ast.intensity_weight)
-        if len(self.recorded_scores) < self.ast.record_scores and batch == self.config.batch_size:
+        scores, losses = score_batch(logits, labels, images, self.ast.loss_weight, self.ast.intensity_weight)
+        recording = self.ast.selection == "gate" and len(self.recorded_scores) < self.ast.record_scores
+        if recording and labels.shape[0] == self.config.batch_size:
             self.recorded_scores.append(scores.detach().to("cpu", torch.float16))  # a host sync, while recording
+        return scores, losses
+
+    def _gate(self, images, labels, theta) -> torch.Tensor:
+        """Scoring pass, gate and fallback: a boolean mask of the active samples (device ops only)."""
+        batch = labels.shape[0]
+        scores, _ = self._score(images, labels)
         if self.ast.gate == "sigmoid":
             probability = torch.sigmoid((scores - theta) / self.ast.temperature)
             mask = torch.rand(batch, device=self.device, generator=self.generator) < probability
@@ -157,6 +209,29 @@ class SparseStep(DenseStep):
         fallback = torch.zeros(batch, dtype=torch.bool, device=self.device).index_fill_(0, picks, True)
         self.fallbacks += nothing
         return mask | (fallback & nothing)
+
+    def _seed_gate(self, images, labels, theta) -> tuple[torch.Tensor, int]:
+        """The AST repository's gate (`sparse.seed_gate`): the mask of the samples trained on (fallback included)
+        and how many the gate itself activated. The budget is spent on the host, sample by sample: one host sync
+        per batch, which unpacked training (the repository's) needs for the subset's size anyway."""
+        batch = labels.shape[0]
+        scores, _ = self._score(images, labels)
+        draws = torch.rand(2, batch, device=self.device, generator=self.generator)
+        wanted = seed_gate.passes(scores, theta, draws[0])
+        activated = self.energy.spend(wanted.tolist(), seed_gate.regained(draws[1]).tolist())
+        mask = torch.tensor(activated, dtype=torch.bool, device=self.device)
+        passed = sum(activated)
+        if passed == 0:  # the repository's fallback: a few random samples, not counted as activations
+            picks = torch.randperm(batch, device=self.device, generator=self.generator)[:self.ast.fallback_samples]
+            mask.index_fill_(0, picks, True)
+            self.fallbacks += 1
+        return mask, passed
+
+    def _selective_backprop(self, images, labels) -> torch.Tensor:
+        """Selective Backprop's choice from the scoring pass's per-sample losses (device ops only)."""
+        _, losses = self._score(images, labels)
+        draws = torch.rand(labels.shape[0], device=self.device, generator=self.generator)
+        return selective_backprop.select(losses, self.loss_history, self.sb_beta, draws)
 
     def _record(self, theta, rate) -> None:
         self.theta_sum += theta
@@ -237,13 +312,15 @@ class SparseStep(DenseStep):
             self._drain(flush=True)  # an epoch trains on everything it selected
         row = super().end_epoch()  # train loss, accuracy and samples_trained over all ranks
         scored, active, trained = self.scored, int(self.active), row["samples_trained"]
+        per_class = self.selected_per_class
         if self.world > 1:
             scored, active = (int(v) for v in distributed.all_reduce_sum(
                 torch.tensor([scored, active], dtype=torch.long, device=self.device)).tolist())
             fallbacks = int(distributed.all_reduce_sum(self.fallbacks.clone()))
+            per_class = distributed.all_reduce_sum(per_class.clone())
         else:
             fallbacks = int(self.fallbacks)
-        scoring_pass = not self.dense_epoch and self.ast.selection == "gate"
+        scoring_pass = not self.dense_epoch and self.scoring_pass
         values = torch.stack(self.trace_rows).float().cpu() if self.trace_rows else torch.zeros(0, 4)
         phase = "dense" if self.dense_epoch else "ast"
         self.trace.append({"epoch": self.epoch + 1, "phase": phase, "values": values})
@@ -257,8 +334,16 @@ class SparseStep(DenseStep):
             integral=float(self.controller.integral),
             fallback_batches=fallbacks,
             host_syncs=self.batches_seen if not self.ast.pack else self.host_syncs,
+            selected_per_class=[int(n) for n in per_class.tolist()],   # one read per epoch
         )
+        if self.energy is not None:
+            row["energy_budget"] = self.energy.energy
         return row
+
+    @property
+    def scoring_pass(self) -> bool:
+        """Whether selection pays for a scoring forward pass (every selection but the random subset)."""
+        return self.ast.selection != "random"
 
     def summary(self, history: list[dict]) -> dict:
         ast_rows = [r for r in history if r.get("ast_phase") == "ast"]
@@ -275,7 +360,7 @@ class SparseStep(DenseStep):
                        flops_per_sample_train=self.flops_per_sample["train"])
         if ast_rows:
             total = account(sum(r["scored_samples"] for r in ast_rows), sum(r["active_samples"] for r in ast_rows),
-                            sum(r["samples_trained"] for r in ast_rows), self.ast.selection == "gate",
+                            sum(r["samples_trained"] for r in ast_rows), self.scoring_pass,
                             self.ast.energy_active, self.ast.energy_skipped, self.flops_per_sample)
             out.update(total)
             out["threshold_mean"] = sum(r["threshold_mean"] for r in ast_rows) / len(ast_rows)
@@ -295,6 +380,10 @@ class SparseStep(DenseStep):
         state.update(controller=self.controller.state_dict(), ast_started=self.ast_started,
                      generator=self.generator.get_state(), trace=self.trace, flops_per_sample=self.flops_per_sample,
                      recorded_scores=self.recorded_scores)
+        if self.energy is not None:
+            state["energy_budget"] = self.energy.state_dict()
+        if self.loss_history is not None:
+            state["loss_history"] = self.loss_history.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -306,6 +395,10 @@ class SparseStep(DenseStep):
             self.trace = list(state.get("trace", []))
             self.flops_per_sample = state.get("flops_per_sample")
             self.recorded_scores = list(state.get("recorded_scores", []))
+            if self.energy is not None:
+                self.energy.load_state_dict(state["energy_budget"])
+            if self.loss_history is not None:
+                self.loss_history.load_state_dict(state["loss_history"])
 
     # ---- per-batch trace: RunResult.extra["ast_trace"] and ast_trace.csv in the run folder ----------------
     def trace_table(self) -> dict[str, list]:
@@ -346,7 +439,8 @@ def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_a
     - `compute_vs_dense_model`: forward-pass equivalents, 1 per scored sample for the scoring forward and 3
       per trained sample for a training step;
     - `compute_vs_dense_flops`: the same with the model's FLOPs per sample as counted by
-      `torch.utils.flop_counter` (None until they have been counted; exact without a scoring pass).
+      `torch.utils.flop_counter` (None until they have been counted; exact without a scoring pass);
+    - `training_flops`: those FLOPs themselves, scoring pass included (None until counted).
     """
     scored = max(1, scored)
     skipped = scored - active
@@ -356,11 +450,11 @@ def account(scored: int, active: int, trained: int, scoring_pass: bool, energy_a
         counted = (flops_per_sample["forward"] * scored if scoring_pass else 0.0) + flops_per_sample["train"] * trained
         flops_ratio = counted / (flops_per_sample["train"] * scored)
     else:
-        flops_ratio = None if scoring_pass else trained / scored
+        counted, flops_ratio = None, None if scoring_pass else trained / scored
     return {"activation_rate": active / scored,
             "energy_savings_seed_formula": 1.0 - energy / (scored * energy_active),
             "compute_vs_dense_model": modelled / (TRAIN_COST * scored),
-            "compute_vs_dense_flops": flops_ratio,
+            "compute_vs_dense_flops": flops_ratio, "training_flops": counted,
             "scored_samples": scored, "active_samples": active}
 
 

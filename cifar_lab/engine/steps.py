@@ -63,7 +63,13 @@ class TrainStep(abc.ABC):
 
 def planned_optimizer_steps(config, batches_per_epoch: int) -> int:
     """The length of the learning-rate schedule: the optimizer steps dense training of this config takes, one
-    per `grad_accum` batches (the last, partial group of an epoch steps too)."""
+    per `grad_accum` batches (the last, partial group of an epoch steps too).
+
+    The count is in dense steps for every step kind, packed AST and Selective Backprop included, on purpose: the
+    schedule is a position in the data (`DenseStep.follow_schedule`), which a packed run moves by several units
+    per optimizer step, and which stands at exactly this count when the last epoch ends, however many optimizer
+    steps the selected samples made. A count of the packed run's own optimizer steps, predicted from the
+    target rate, would end the schedule early or late as the activation rate settles."""
     return max(1, config.epochs * math.ceil(batches_per_epoch / config.grad_accum))
 
 

@@ -141,11 +141,14 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         if out is None:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
         last = Path(resume_from) if resume_from is not None else out / "last.pt"
+        flag = "--resume-from" if resume_from is not None else "--resume"
         if not last.is_file():
-            raise UsageError(f"--resume: {last} does not exist; start the run without --resume")
+            fix = "give the path of a checkpoint (last.pt, best.pt or epoch_NNN.pt)" if resume_from is not None \
+                else "start the run without --resume"
+            raise UsageError(f"{flag}: {last} does not exist; {fix}")
         state = checkpoint.load(last)
         config = from_dict(state["config"])
-        check_same_run(out, config)
+        check_same_run(out, config, last, flag)
     validate(config)
 
     device = distributed.device_for(resolve_device(config.device))
@@ -192,7 +195,7 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
             model.load_state_dict(checkpoint.strip_compile_prefix(state["model"]))
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError):
-            raise UsageError(f"--resume: {out / 'last.pt'} holds weights that do not fit its own config "
+            raise UsageError(f"{flag}: {last} holds weights that do not fit its own config "
                              f"(model {config.model}); it is not a checkpoint this run can continue") from None
         if state["config"].get("dist", {}).get("world_size", 1) == world:
             scheduler.load_state_dict(state["scheduler"])
@@ -208,6 +211,10 @@ def setup(config: Optional[TrainConfig], out: Optional[Path], resume: bool,
         run.earlier_wall = state.get("wall_seconds", 0.0)
         if stepping is not optimizer:  # local SGD: the averager counts steps from the run's start
             stepping.averager.step = step.optimizer_steps
+        if run.writes:
+            print(f"resuming at epoch {run.start_epoch + 1} of {config.epochs} from {last}"
+                  if run.start_epoch < config.epochs else
+                  f"nothing to resume: {last} already holds all {config.epochs} epochs of the run", flush=True)
     if out is not None and run.writes:
         make_folder(out)
         remove_stale_temporaries(out)  # what a kill during a checkpoint write left behind
@@ -265,20 +272,22 @@ def distributed_fields(config: TrainConfig, world: int) -> tuple[TrainConfig, Tr
                                          onecycle_max_lr=config.onecycle_max_lr * factor)
 
 
-def check_same_run(out: Path, config: TrainConfig) -> None:
-    """Refuse to resume when `last.pt` belongs to another run than the folder's config.json says."""
+def check_same_run(out: Path, config: TrainConfig, last: Optional[Path] = None, flag: str = "--resume") -> None:
+    """Refuse to resume when the checkpoint `last` (`out/last.pt` by default) belongs to another run than the
+    folder's config.json says; `flag` is the option the messages name."""
+    last = last if last is not None else out / "last.pt"
     recorded = out / "config.json"
     if not recorded.is_file():
         return
     try:
         folder = json.loads(recorded.read_text())
     except (OSError, ValueError):
-        raise UsageError(f"--resume: {recorded} cannot be read as JSON; the folder does not hold a complete "
+        raise UsageError(f"{flag}: {recorded} cannot be read as JSON; the folder does not hold a complete "
                          f"run") from None
     mine = {key: folder.get(key) for key in ("preset", "model", "dataset")}
     theirs = {key: getattr(config, key) for key in mine}
     if mine != theirs:
-        raise UsageError(f"--resume: {out / 'last.pt'} was written by a run of preset {theirs['preset']!r}, model "
+        raise UsageError(f"{flag}: {last} was written by a run of preset {theirs['preset']!r}, model "
                          f"{theirs['model']!r}, dataset {theirs['dataset']!r}, but {recorded} is for preset "
                          f"{mine['preset']!r}, model {mine['model']!r}, dataset {mine['dataset']!r}; resume in the "
                          f"folder of that run or start a new one with another --out")

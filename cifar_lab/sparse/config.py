@@ -48,3 +48,25 @@ def validate_ast(config) -> None:
         raise UsageError(f"ast.dense_epochs must be 0 or more, got {ast.dense_epochs}")
     if ast.dense_epochs and not ast.enabled:
         raise UsageError("ast.dense_epochs is the dense stage before AST; set ast.enabled=true as well")
+    if ast.sb_history < 1:
+        raise UsageError(f"ast.sb_history must be at least 1 (losses a percentile is taken among), got "
+                         f"{ast.sb_history}")
+    if ast.sb_beta is not None and not ast.sb_beta > 0:
+        raise UsageError(f"ast.sb_beta must be above 0 (or none: 1/ast.target - 1), got {ast.sb_beta}")
+    if ast.selection == "gate" and ast.gate == "seed":
+        _check_seed_gate(config)
+
+
+# What the AST paper's repository trains with beside its gate (`sparse.seed_gate`): the config must say so, so
+# that config.json tells what ran.
+SEED_GATE_SETTINGS = {"ast.pack": False, "ast.gains": "seed", "grad_clip": 1.0}
+
+
+def _check_seed_gate(config) -> None:
+    found = {"ast.pack": config.ast.pack, "ast.gains": config.ast.gains, "grad_clip": config.grad_clip}
+    wrong = [key for key, value in SEED_GATE_SETTINGS.items() if found[key] != value]
+    if wrong:
+        settings = " ".join(f"{key}={str(value).lower()}" for key, value in SEED_GATE_SETTINGS.items())
+        given = ", ".join(f"{key}={str(found[key]).lower()}" for key in wrong)
+        raise UsageError(f"ast.gate=seed is the AST repository's training as a whole (one step per scoring batch, "
+                         f"the seed gains, gradients clipped at 1.0), but {given}; set {settings}")

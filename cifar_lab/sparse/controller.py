@@ -74,3 +74,47 @@ class PIController:
         kp, ki = resolved_gains(ast_config)
         return cls(ast_config.target, kp, ki, ast_config.theta0, ast_config.ema_alpha, ast_config.integral_limit,
                    device)
+
+
+class CumulativeRateController(PIController):
+    """The controller of the AST paper's repository (`ast.gate=seed`; the source is named in `seed_gate`).
+
+    It is fed the activation rate over every sample since it started (activations / samples processed, the
+    gate's activations only: fallback samples do not count), not the batch's rate, and orders its update
+    differently:
+        ema      <- alpha * cumulative rate + (1 - alpha) * ema        (starts at the target; not weighted by size)
+        e        <- ema - target
+        proposed <- theta + kp * e + ki * I                            (I of the batches before)
+        I        <- clamp(I + e, ±limit)  while 0.01 < proposed < 0.99,  else  I <- 0.9 * I
+        theta    <- clamp(proposed, 0, 1)
+    A cumulative rate moves less with every batch, so late in a run the controller reacts to a change of the
+    batches' rate ever more slowly.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        self.activated = torch.zeros((), dtype=torch.long, device=self.device)
+        self.processed = torch.zeros((), dtype=torch.long, device=self.device)
+
+    def update(self, activated, processed) -> None:  # type: ignore[override]
+        """Count one batch's activations among its `processed` samples (ints or 0-dim device tensors)."""
+        self.activated = self.activated + torch.as_tensor(activated, device=self.device).long()
+        self.processed = self.processed + torch.as_tensor(processed, device=self.device).long()
+        rate = self.activated.float() / self.processed.clamp_min(1).float()
+        self.ema = self.ema_alpha * rate + (1.0 - self.ema_alpha) * self.ema
+        error = self.ema - self.target
+        proposed = self.theta + self.kp * error + self.ki * self.integral
+        inside = (proposed > WINDUP_LOW) & (proposed < WINDUP_HIGH)
+        accumulated = torch.clamp(self.integral + error, -self.integral_limit, self.integral_limit)
+        self.integral = torch.where(inside, accumulated, WINDUP_DECAY * self.integral)
+        self.theta = torch.clamp(proposed, 0.0, 1.0)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "activated": self.activated.detach().cpu(),
+                "processed": self.processed.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.activated = state["activated"].to(self.device, torch.long)
+        self.processed = state["processed"].to(self.device, torch.long)

@@ -1,0 +1,108 @@
+"""The AST chapter's compute curves (`book.selection_curves`): typed records per variant and compute level, on a
+tiny synthetic run through the one engine."""
+import contextlib
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cifar_lab import models
+from cifar_lab.book import record, selection_curves
+from cifar_lab.book.selection_curves import BUDGET, BUDGET_OF
+from cifar_lab.config import TrainConfig, apply_overrides
+from cifar_lab.engine.sparse_step import count_flops_per_sample
+from cifar_lab.errors import UsageError
+
+TRAIN, TEST, SEEDS = 128, 32, [0, 1]
+
+
+def tiny_cnn(num_classes=10):
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, num_classes))
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(models.MODELS, "tiny_test_cnn", models.ModelSpec(tiny_cnn, 16))
+        base = apply_overrides(TrainConfig(), {
+            "dataset": "synthetic", "data_root": str(tmp_path_factory.mktemp("data")),
+            "synthetic_train_size": TRAIN, "synthetic_test_size": TEST, "model": "tiny_test_cnn", "input_size": 16,
+            "epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "ast.target": 0.25, "progress": False,
+            "save_checkpoints": False, "device": "cpu"})
+        records, extras = selection_curves.measure(base, SEEDS, variants=[BUDGET_OF, BUDGET])
+    return base, records, extras
+
+
+def flops_per_sample():
+    """The tiny model's FLOPs per sample: (scoring forward, training step), counted apart from the driver."""
+    images, labels = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    counted = count_flops_per_sample(tiny_cnn(), images, labels, nn.CrossEntropyLoss(), contextlib.nullcontext)
+    return counted["forward"], counted["train"]
+
+
+def test_every_record_is_filled_for_every_seed(measured):
+    """Mutant caught: a record with a field the claims read left empty (data, run length, provenance), or
+    per-seed details that do not line up with the seeds."""
+    _, records, _ = measured
+    assert [r.label for r in records] == [f"{BUDGET_OF}, epoch {k}" for k in (1, 2, 3)] + [BUDGET]
+    for found in records:
+        assert found.measured == record.FINAL_ACCURACY and found.seeds == tuple(SEEDS)
+        assert all(0.0 <= value <= 1.0 for value in found.values)
+        assert (found.dataset, found.train_images, found.test_images) == ("synthetic", TRAIN, TEST)
+        assert found.device and found.data_source and found.date
+        assert len(found.epochs) == len(found.optimizer_steps) == 2 and min(found.optimizer_steps) > 0
+        for key in selection_curves.POINT_KEYS:
+            assert len(found.details[key]) == 2 and min(found.details[key]) > 0
+    assert all(found.epochs == (k, k) for k, found in enumerate(records[:3], 1))
+
+
+def test_the_compute_levels_accumulate_the_training_flops_with_the_scoring_pass(measured):
+    """Mutants caught: a level's FLOPs that are the epoch's alone (not accumulated); the scoring forward left
+    out of them; samples or steps that do not grow with the level."""
+    _, records, extras = measured
+    forward, step = flops_per_sample()
+    levels = records[:3]
+    for seed in range(2):
+        flops = [found.details["training_flops"][seed] for found in levels]
+        samples = [found.details["samples_backpropagated"][seed] for found in levels]
+        steps = [found.optimizer_steps[seed] for found in levels]
+        assert flops == sorted(set(flops)) and samples == sorted(set(samples)) and steps == sorted(steps)
+        # every epoch scores the whole split once, and trains what it selected
+        assert flops == pytest.approx([k * TRAIN * forward + step * n for k, n in zip((1, 2, 3), samples)])
+        mix = extras[BUDGET_OF]["class_mix"][seed]["selected_per_class"]
+        assert [sum(map(sum, mix[:k])) for k in (1, 2, 3)] == samples
+
+
+def test_dense_at_asts_compute_gets_the_closest_whole_epochs_and_ends_its_schedule(measured):
+    """Mutants caught: the budget variant trained for the curves' epochs rather than the AST run's FLOPs; its
+    schedule left at a constant rate (not decayed inside the budget); the curves not at a constant rate."""
+    base, records, extras = measured
+    _, step = flops_per_sample()
+    budget = records[-1]
+    spent = records[2].details["training_flops"]
+    assert list(budget.epochs) == [max(1, round(f / (step * TRAIN))) for f in spent]
+    assert budget.details["samples_backpropagated"] == [TRAIN * e for e in budget.epochs]
+    for run in extras[BUDGET]["curves"]:
+        assert run["points"][-1]["lr"] == 0.0
+    for run in extras[BUDGET_OF]["curves"]:
+        assert [p["lr"] for p in run["points"]] == [base.lr] * 3
+
+
+def test_the_records_and_class_shares_are_saved_and_read_back(measured, tmp_path):
+    """Mutant caught: extras that JSON cannot hold, or class shares that are not shares of the selection."""
+    _, records, extras = measured
+    record.save(tmp_path / "records.json", records, extras)
+    loaded, loaded_extras = record.load(tmp_path / "records.json")
+    assert loaded == records and loaded_extras == extras
+    shares = selection_curves.class_shares(extras)
+    assert set(shares) == {BUDGET_OF} and sum(shares[BUDGET_OF]) == pytest.approx(1.0)
+
+
+def test_unknown_variants_and_a_budget_without_its_ast_run_are_one_line_errors():
+    """Mutant caught: the budget variant run without the AST run it is given the FLOPs of."""
+    base = TrainConfig(dataset="synthetic")
+    with pytest.raises(UsageError, match="choose from"):
+        selection_curves.measure(base, [0], variants=["dense", "rho loss"])
+    with pytest.raises(UsageError, match=f"add '{BUDGET_OF}'"):
+        selection_curves.measure(base, [0], variants=["dense", BUDGET])
