@@ -73,8 +73,12 @@ def range_test(config, start_lr: float = 1e-6, end_lr: float = 10.0, num_iter: i
 def steepest_lr(lrs: list[float], losses: list[float], skip_start: int = 10, skip_end: int = 5) -> float:
     """The learning rate where the smoothed loss falls fastest per decade of learning rate, leaving out the
     first and last batches (the start is noise, the end is divergence): the usual first guess for the peak
-    learning rate of a OneCycle or cosine schedule."""
-    end = len(lrs) - skip_end
+    learning rate of a OneCycle or cosine schedule. The search stops at the lowest loss: past it the loss is
+    blowing up, and a curve that drifts down again after a blow-up (without reaching the divergence stop) must
+    not place the suggestion there."""
+    finite_losses = [loss if math.isfinite(loss) else math.inf for loss in losses]
+    lowest = int(np.argmin(finite_losses)) if finite_losses else 0
+    end = min(len(lrs) - skip_end, lowest + 1)
     start = min(skip_start, max(0, end - 3))
     x = np.log10(np.asarray(lrs[start:end]))
     y = np.asarray(losses[start:end])

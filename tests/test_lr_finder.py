@@ -95,3 +95,20 @@ def test_each_diagram_draws_something(draw):
     figure = draw()
     drawn = sum(len(ax.patches) + len(ax.texts) for ax in figure.axes)
     assert drawn >= 8, f"{draw.__name__} drew only {drawn} shapes and labels"
+
+
+def test_the_suggestion_never_lies_past_the_lowest_loss():
+    """A loss that blows up, then drifts down again without reaching the divergence stop: the suggestion lies
+    before the lowest loss, where the loss fell. Mutant caught: searching the whole curve, which puts the
+    steepest fall in the drift after the blow-up."""
+    from cifar_lab.lr_finder import steepest_lr
+
+    lrs = [10 ** (-5 + 6 * k / 59) for k in range(60)]
+    falling = [2.3 - 1.2 * k / 29 for k in range(30)]            # 2.3 -> 1.1 over the first 30 batches
+    blow_up = [1.1 + 0.6 * k for k in range(1, 7)]                # up to 4.7
+    drift = [4.7 - 0.15 * k for k in range(1, 25)]                # down again, steeply, to 1.1
+    losses = falling + blow_up + drift
+    assert len(losses) == len(lrs)
+    lowest = min(range(30), key=lambda k: losses[k])
+    suggested = steepest_lr(lrs, losses)
+    assert lrs[10] <= suggested <= lrs[lowest]

@@ -102,7 +102,7 @@ def run(model: str = "resnet18_cifar", classes: int = 10, batch_size: int = 128,
                 elapsed, rows[name] = epoch(steps[name], batches)
                 seconds[name].append(elapsed)
     result = {"benchmark": "ast", "model": model, "target": target, "gains": gains, "batches_per_epoch": batches,
-              "batch_size": batch_size, "repeats": repeats, "device": str(device), "precision": precision,
+              "batch_size": batch_size, "repeats": repeats, "device": device_name(device), "precision": precision,
               "channels_last": True, "torch_threads": torch.get_num_threads(), "paths": {}}
     for name in PATHS:
         row = rows[name]
