@@ -99,10 +99,13 @@ def test_the_records_and_class_shares_are_saved_and_read_back(measured, tmp_path
     assert set(shares) == {BUDGET_OF} and sum(shares[BUDGET_OF]) == pytest.approx(1.0)
 
 
-def test_unknown_variants_and_a_budget_without_its_ast_run_are_one_line_errors():
-    """Mutant caught: the budget variant run without the AST run it is given the FLOPs of."""
-    base = TrainConfig(dataset="synthetic")
+def test_unknown_variants_a_budget_without_its_ast_run_and_a_subset_are_one_line_errors():
+    """Mutants caught: the budget variant run without the AST run it is given the FLOPs of; curves on a subset of
+    the training split. (The config would be refused before training in any case: a mutant fails at once.)"""
+    base = TrainConfig(dataset="synthetic", model="no such model")
     with pytest.raises(UsageError, match="choose from"):
         selection_curves.measure(base, [0], variants=["dense", "rho loss"])
     with pytest.raises(UsageError, match=f"add '{BUDGET_OF}'"):
         selection_curves.measure(base, [0], variants=["dense", BUDGET])
+    with pytest.raises(UsageError, match="set train_subset=0"):
+        selection_curves.measure(apply_overrides(base, {"train_subset": 64}), [0], variants=["dense"])

@@ -12,6 +12,9 @@ and ki as a second, slower integrator; that is why the AST paper's large ki / ti
 
 All state lives in tensors on the training device and `update` only queues tensor ops, so gating and control
 never wait for the device (no `.item()` per batch).
+
+`CumulativeRateController` is the AST paper's repository's variant, which the seed gate (`seed_gate`) uses: fed
+the activation rate since it started rather than the batch's, with its own order of the update.
 """
 from __future__ import annotations
 

@@ -2,13 +2,14 @@
 sample for the backward pass with probability P = (percentile of its loss among recent losses)^beta
 (`ast.selection=selective_backprop`).
 
-As the authors' implementation does it (repository angelajiang/SelectiveBackprop, `lib/SelectiveBackpropper.py`
-and `lib/hist.py` at commit a8efa57e92b9430d7305b323be784427b1521294, `lib/calculators.py` at commit
-d29b22219825f5804b4146f1b1f777d14e4f9e69): the history holds the last 1024 losses (`max_history_len`; `ast.sb_history`); a
-batch's losses join the history before their percentiles are taken; a loss's percentile is the share of the
-history strictly below it; P = percentile^beta with no floor (`sampling_min` 0); the kept samples are gathered
-into backward batches of the full batch size. Its first epoch trains on every sample (`num_images_to_prime`),
-which here is `ast.dense_epochs=1`.
+As the authors' implementation does it (repository angelajiang/SelectiveBackprop; `lib/SelectiveBackpropper.py`,
+`lib/hist.py` and `lib/trainer.py` at commit a8efa57e92b9430d7305b323be784427b1521294, `lib/calculators.py` and
+`lib/selectors.py` at commit d29b22219825f5804b4146f1b1f777d14e4f9e69): the history holds the last 1024 losses
+(`max_history_len`; here `ast.sb_history`); a batch's losses join the history before their percentiles are
+taken; a loss's percentile is the share of the history strictly below it; P = percentile^beta with no floor
+(`sampling_min` 0); the kept samples are gathered into backward batches of the full batch size (here
+`ast.pack=true`; `ast.pack=false` trains each batch's own). Its first pass over the training set trains on every
+sample (`num_images_to_prime`), which here is `ast.dense_epochs=1`.
 
 beta: the authors' `prob_pow`, higher is more selective. With a stationary loss stream a percentile is uniform
 on [0, 1), and E[U^beta] = 1 / (beta + 1); so beta = 1 / target - 1 (9 at a 10 % target) keeps the target share
