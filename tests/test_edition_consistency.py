@@ -115,7 +115,7 @@ def test_every_number_shown_from_a_record_is_the_committed_record(entry):
     for index, output, meta in marked_outputs(entry):
         path = committed_file(entry, meta)
         assert path.is_file(), f"cell {index}: {path} is not committed"
-        shown = record.committed(path).only(meta["labels"])
+        shown = record.committed(path).select(meta["records"])
         assert shown.digest == meta["digest"], \
             f"cell {index} shows other records than the committed {path.name} ({meta['labels']})"
         mime, text = shown_text(output)

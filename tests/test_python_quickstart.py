@@ -114,3 +114,20 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert [name for name, _, _ in top] == [fashion_mnist.CLASS_NAMES[index] for _, index, _ in top]
     probabilities = [p for _, _, p in top]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+
+
+def test_the_run_plots_refuse_what_they_cannot_draw_in_one_line(tmp_path):
+    """A run folder without metrics.csv, and a run whose test images are not held in memory (the ImageNet
+    routes), are a UsageError naming the fix. Mutant caught: `plots.history_frame` handing a missing path to
+    pandas (a FileNotFoundError traceback), or `mistakes.of_run` reading `test_split.images` of None."""
+    from types import SimpleNamespace
+
+    from cifar_lab import mistakes
+    from cifar_lab.errors import UsageError
+
+    with pytest.raises(UsageError, match="metrics.csv"):
+        cifar_lab.plot_curves(tmp_path / "runs" / "never-trained")
+    imagenet_run = SimpleNamespace(data=SimpleNamespace(test_split=None), config=SimpleNamespace(dataset="imagenet100"),
+                                   evaluation={"confusion": [[1, 0], [0, 1]]})
+    with pytest.raises(UsageError, match="imagenet100 is not held in memory"):
+        mistakes.of_run(imagenet_run)

@@ -89,3 +89,20 @@ def test_what_a_page_shows_from_records_can_be_made_again_from_them(tmp_path):
     assert value == pytest.approx(100 * 0.02)
     one_seed = record.RecordSet([make("c", [0.5])], {}, "run")
     assert math.isnan(notebook.value(one_seed, "c", record.FINAL_ACCURACY, "std"))   # no spread, not 0
+
+
+def test_a_table_of_records_keeps_its_order_through_a_notebooks_json():
+    """A notebook stores output metadata as JSON with sorted keys, so what a page renders must come out the
+    same from the stored arguments. Mutant caught: rows and columns given as dicts (the stored copy sorts them,
+    and the table made again has its columns in another order)."""
+    import json
+
+    shown = record.RecordSet([make("z", [0.5]), make("z", [3.0], measured=record.TRAINING_TIME)], {}, "run")
+    rows = [["second", [["zeta", ["z", record.FINAL_ACCURACY, "mean", 1.0]],
+                        ["alpha", ["z", record.TRAINING_TIME, "mean", 1.0]]]],
+            ["first", [["alpha", ["z", record.TRAINING_TIME, "sum", 2.0]]]]]
+    stored = json.loads(json.dumps({"rows": rows}, sort_keys=True))
+    made, again = notebook.rendered(shown, "table", rows=rows), notebook.rendered(shown, "table", **stored)
+    assert list(made.columns) == ["zeta", "alpha"] and list(made.index) == ["second", "first"]
+    assert again.to_html() == made.to_html()
+    assert made.loc["first", "alpha"] == 6.0 and made.loc["first", "zeta"] == "—"

@@ -38,6 +38,14 @@ QUANTITIES = {
 }
 NUMBERS = tuple(QUANTITIES)
 SCORE_STREAM = "score_stream"   # in the extras of "AST packed": the first seed's recorded scores
+# The CPU-scale experiment on real data keeps labels of its own ("dense on Fashion-MNIST"): a chapter's committed
+# records hold it beside the variants of a CIFAR or smoke run, and claims about CIFAR-10 never read it.
+ON_DATASET = {"fashion_mnist": " on Fashion-MNIST"}
+
+
+def suffix(dataset: Optional[str]) -> str:
+    """What the labels of a comparison on `dataset` add to the variants' names ("" for CIFAR and smoke runs)."""
+    return ON_DATASET.get(dataset or "", "")
 
 
 @dataclass
@@ -104,8 +112,10 @@ def row_of(seed: int, variant: str, result) -> dict:
 def records(comparison: Comparison, command: Optional[str] = None, environment: Optional[dict] = None,
             run_folder=None) -> tuple[list[Record], dict]:
     """The comparison as typed records: per variant, one record of each quantity of `QUANTITIES` over the
-    seeds; extras per variant: the first seed's curves (and for "AST packed" the recorded score stream)."""
+    seeds, labelled by the variant (and `suffix` of the dataset); extras per label: the first seed's curves
+    (and for "AST packed" the recorded score stream)."""
     rows = comparison.rows
+    ending = suffix(rows.iloc[0].get("dataset")) if len(rows) else ""
     found, extras = [], {}
     for variant in [v for v in VARIANTS if v in set(rows["variant"])]:
         mine = rows[rows["variant"] == variant].sort_values("seed")
@@ -118,17 +128,17 @@ def records(comparison: Comparison, command: Optional[str] = None, environment: 
             **provenance_fields(environment, command, run_folder))
         common["device"] = first["device"]
         for key, (measured, unit) in QUANTITIES.items():
-            found.append(Record(label=variant, measured=measured, unit=unit,
+            found.append(Record(label=variant + ending, measured=measured, unit=unit,
                                 values=[float(v) for v in mine[key]], **common))
         if variant in comparison.histories:
             seed = int(first["seed"])
-            extras[variant] = {"runs": [{"seed": seed, "history": [
+            extras[variant + ending] = {"runs": [{"seed": seed, "history": [
                 {k: row.get(k) for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
                                          "samples_trained", "activation_rate", "compute_vs_dense_flops",
                                          "compute_vs_dense_model")}
                 for row in comparison.histories[variant]]}]}
-    if comparison.scores is not None and "AST packed" in extras:
-        extras["AST packed"][SCORE_STREAM] = {"batches_per_epoch": comparison.batches_per_epoch,
+    if comparison.scores is not None and "AST packed" + ending in extras:
+        extras["AST packed" + ending][SCORE_STREAM] = {"batches_per_epoch": comparison.batches_per_epoch,
                                               "dtype": str(comparison.scores.dtype).removeprefix("torch."),
                                               "scores": comparison.scores.tolist()}
     return found, extras
@@ -138,17 +148,17 @@ def _count(value) -> Optional[int]:
     return None if value is None or pd.isna(value) else int(value)
 
 
-def spread_table(shown: RecordSet) -> pd.DataFrame:
-    """Per variant (in the chapter's order): mean and standard deviation over the seeds of every quantity
-    (`stats.summarize`; the deviation is NaN with one seed)."""
+def spread_table(shown: RecordSet, ending: str = "") -> pd.DataFrame:
+    """Per variant (in the chapter's order; labels ending in `ending`, see `suffix`): mean and standard
+    deviation over the seeds of every quantity (`stats.summarize`; the deviation is NaN with one seed)."""
     rows = {}
-    for variant in [v for v in VARIANTS if v in shown.labels]:
+    for variant in [v for v in VARIANTS if v + ending in shown.labels]:
         row = {}
         for key, (measured, _) in QUANTITIES.items():
-            summary = shown.get(variant, measured).summary
+            summary = shown.get(variant + ending, measured).summary
             row[f"{key}_mean"] = summary.mean
             row[f"{key}_std"] = float("nan") if summary.std is None else summary.std
-        row["seeds"] = shown.get(variant, FINAL_ACCURACY).n
+        row["seeds"] = shown.get(variant + ending, FINAL_ACCURACY).n
         rows[variant] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     return table[[f"{key}_mean" for key in NUMBERS] + [f"{key}_std" for key in NUMBERS] + ["seeds"]]
@@ -175,23 +185,23 @@ QUESTIONS = {   # the chapter's questions: (ours, other), compared on the final 
 }
 
 
-def answers(shown: RecordSet) -> dict[str, stats.Comparison]:
+def answers(shown: RecordSet, ending: str = "") -> dict[str, stats.Comparison]:
     """Does the gate beat a random subset at the same rate, does AST beat dense training given the same time,
     and does packing change the accuracy? Each a `stats.compare` of the final test accuracies over the seeds
     (better or worse only when the 95 % interval of the difference excludes 0)."""
-    return {key: stats.compare(shown.get(ours).values, shown.get(other).values)
+    return {key: stats.compare(shown.get(ours + ending).values, shown.get(other + ending).values)
             for key, (ours, other) in QUESTIONS.items()}
 
 
-def answer_sentences(shown: RecordSet) -> list[str]:
+def answer_sentences(shown: RecordSet, ending: str = "") -> list[str]:
     """`answers` in words, one sentence per question."""
     return [comparison.sentence(*QUESTIONS[key], what=FINAL_ACCURACY, digits=4)
-            for key, comparison in answers(shown).items()]
+            for key, comparison in answers(shown, ending).items()]
 
 
-def score_stream(shown: RecordSet) -> Optional[tuple[torch.Tensor, int]]:
+def score_stream(shown: RecordSet, ending: str = "") -> Optional[tuple[torch.Tensor, int]]:
     """The score stream recorded from the first packed AST run, and its batches per epoch; None without one."""
-    stream = shown.extras.get("AST packed", {}).get(SCORE_STREAM)
+    stream = shown.extras.get("AST packed" + ending, {}).get(SCORE_STREAM)
     if not stream:
         return None
     dtype = getattr(torch, stream.get("dtype", "float32"))

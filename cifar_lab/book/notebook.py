@@ -99,10 +99,23 @@ def _sentences(lines: list[str]):
     return Markdown("\n".join(f"- {line}" for line in lines))
 
 
-def _frame(table: dict):
+def _column(pairs: list, name: str):
+    """[[row, number], ...] as a one-column frame (lists, not dicts: a notebook's JSON sorts keys, so only a
+    list keeps its order)."""
     import pandas as pd
 
-    return pd.DataFrame.from_dict(table, orient="index")
+    return pd.DataFrame({name: [number for _, number in pairs]}, index=[row for row, _ in pairs])
+
+
+def table(shown: RecordSet, rows: list):
+    """A table of numbers of the records: `rows` is [[row name, [[column, [label, measured, statistic, scale]],
+    ...]], ...] (lists keep their order through a notebook's JSON); cells a row leaves out are missing."""
+    import pandas as pd
+
+    found = pd.DataFrame.from_dict({name: {column: value(shown, *cell) for column, cell in columns}
+                                    for name, columns in rows}, orient="index")
+    columns = list(dict.fromkeys(column for _, columns in rows for column, _ in columns))
+    return tidy(found[columns], digits=4)
 
 
 def _renderers() -> dict[str, Callable[..., Any]]:
@@ -118,13 +131,12 @@ def _renderers() -> dict[str, Callable[..., Any]]:
         "curve point": curve_point,
         "detail": detail,
         "fine and superclass": lambda shown: tidy(real_data_tables.fine_and_superclass(shown), digits=4),
-        "accuracy and latency": lambda shown, sizes, latency: tidy(
-            real_data_tables.accuracy_and_latency(shown, _frame(sizes), _frame(latency)), digits=4),
-        "AST spread": lambda shown: tidy(ast_comparison.readable(ast_comparison.spread_table(shown))),
-        "AST answers": lambda shown: _sentences(ast_comparison.answer_sentences(shown)),
-        "table": lambda shown, rows: tidy(_frame({
-            name: {column: value(shown, *cell) for column, cell in columns.items()} for name, columns in rows.items()
-        }), digits=4),
+        "accuracy and latency": lambda shown, params_m, p50_ms: tidy(real_data_tables.accuracy_and_latency(
+            shown, _column(params_m, "M params"), _column(p50_ms, "p50_ms")), digits=4),
+        "AST spread": lambda shown, ending="": tidy(
+            ast_comparison.readable(ast_comparison.spread_table(shown, ending))),
+        "AST answers": lambda shown, ending="": _sentences(ast_comparison.answer_sentences(shown, ending)),
+        "table": table,
     }
 
 
@@ -139,6 +151,7 @@ def rendered(shown: RecordSet, kind: str, **arguments):
 
 def _metadata(shown: RecordSet, kind: str, arguments: dict) -> dict:
     return {RECORD_METADATA: {"file": shown.path, "source": shown.source, "labels": shown.labels,
+                              "records": [[r.label, r.measured] for r in shown.records],
                               "digest": shown.digest, "kind": kind, "arguments": arguments}}
 
 

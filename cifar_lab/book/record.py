@@ -191,6 +191,12 @@ class RecordSet:
         records = [r for label in chosen for r in self.records if r.label == label]
         return RecordSet(records, {k: self.extras[k] for k in chosen if k in self.extras}, self.source, self.path)
 
+    def select(self, pairs: Sequence[Sequence[str]]) -> "RecordSet":
+        """The records of the (label, measured) `pairs`, in that order, with the extras of their labels."""
+        found = [self.get(label, measured) for label, measured in pairs]
+        chosen = labels(found)
+        return RecordSet(found, {k: self.extras[k] for k in chosen if k in self.extras}, self.source, self.path)
+
     @property
     def digest(self) -> str:
         return digest(self.records)
