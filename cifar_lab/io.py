@@ -119,6 +119,7 @@ def staged_dir(target, prefix: str = ".staging-") -> Iterator[Path]:
     make_folder(target.parent)
     restore_interrupted(target)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes 0700 folders; the target gets the usual permissions
     try:
         yield staging
         pause_point("staged")

@@ -17,8 +17,13 @@ MEASURED_HEADING = "## Measured by this project"
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 
 
+# A commit as the page names it (853a666, ed22271): an identifier, not a measurement, even where it starts
+# with digits.
+COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+
+
 def numbers(text: str) -> set[str]:
-    return {match.replace(",", "") for match in NUMBER.findall(text)}
+    return {match.replace(",", "") for match in NUMBER.findall(COMMIT.sub(" ", text))}
 
 
 def measured_sections(page: str) -> str:
