@@ -38,8 +38,9 @@ from ..errors import UsageError
 from ..io import (OLD_MARK, atomic_write_text, folder_lock, pause_point, remove_stale_folders, restore_interrupted,
                   staged_dir)
 from . import record
+from .chapters import SCALES
 
-EDITIONS = ("smoke", "cpu", "full")
+EDITIONS = SCALES   # an edition is the book executed at one scale of `cifar-lab reproduce`
 DATASETS = {
     "smoke": "synthetic images written in the CIFAR and ImageNet file layouts (no real dataset)",
     "cpu": "Fashion-MNIST (Zalando, the official 60,000 + 10,000 images) in the real-data sections; synthetic "
