@@ -112,6 +112,23 @@ def test_every_exercise_command_names_real_presets_settings_and_parameters(entry
                 assert word in done.stdout, f"`cifar-lab {words[1]}` has no option {word}"
 
 
+# The widest code line the book's column shows whole in Chromium at the theme's code font: a 78-character line
+# overflowed it by 6 px, so the browser check of the built book (below) would fail on it.
+CODE_COLUMN_CHARS = 77
+
+
+@pytest.mark.parametrize("entry", [e for e in toc_files() if e.startswith("notebooks/")], ids=lambda e: e[10:])
+def test_every_code_line_fits_the_column(entry):
+    """The source check behind the browser's: every code-cell line of a notebook fits the book's column, so a
+    long line fails here in a second instead of after the half-hour build. Mutant caught: a 79-character call
+    (what the browser check found in chapters 2-5 and 9)."""
+    text = (ROOT / f"{entry}.md").read_text()
+    cells = re.findall(r"(?ms)^```\{code-cell\}[^\n]*\n(.*?)^```", text)
+    assert cells, "no code cells found"
+    wide = [line for cell in cells for line in cell.splitlines() if len(line) > CODE_COLUMN_CHARS]
+    assert wide == [], f"code lines wider than {CODE_COLUMN_CHARS} characters: {wide}"
+
+
 def test_the_glossary_defines_the_terms_and_every_chapter_links_it():
     terms = glossary_terms()
     assert len(terms) >= 25, terms
