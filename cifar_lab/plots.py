@@ -1,5 +1,6 @@
 """The book's figures: training curves, confusion matrices, per-class and superclass accuracy, class and
-augmentation grids, throughput bars. (AST's figures live beside the AST code, in `cifar_lab.sparse.plots`.)
+augmentation grids, class balance, throughput bars. (AST's figures live beside the AST code, in
+`cifar_lab.sparse.plots`.)
 
 Plain matplotlib, one function per figure; each returns the `Figure` so a notebook can `plt.show()` it or
 save it. Inputs are what the engine produces (`RunResult.history` rows or a run's `metrics.csv`, the
@@ -198,6 +199,26 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def class_balance(labels_by_split: dict[str, torch.Tensor], class_names: Sequence[str],
+                  title: str = "") -> plt.Figure:
+    """Each class's share of each split (split name -> labels), in percent, beside the share a balanced split
+    gives every class (100 / classes): a skewed split shows at a glance."""
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    width = 0.8 / max(1, len(labels_by_split))
+    for index, (split, labels) in enumerate(labels_by_split.items()):
+        counts = torch.bincount(labels.cpu(), minlength=n).double()
+        share = (100 * counts / counts.sum()).numpy()
+        ax.bar(np.arange(n) + (index - (len(labels_by_split) - 1) / 2) * width, share, width,
+               label=f"{split} ({int(counts.sum()):,} images)")
+    ax.axhline(100 / n, color="black", linewidth=0.8, linestyle="--", label=f"balanced: {100 / n:.0f} %")
+    ax.set_xticks(range(n), class_names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="share of the split (%)", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     return fig
 
 

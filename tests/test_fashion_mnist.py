@@ -316,3 +316,17 @@ def test_short_training_on_the_real_files_learns(tmp_path, monkeypatch):
     assert summary["final_acc"] > 0.3
     assert summary["data_source"] == fashion_mnist.DEBIAN_DIR and summary["test_samples"] == 1000
     assert summary["final_superclass_acc"] >= summary["final_acc"]
+
+
+def test_chapter_one_class_balance_figure_and_count_sentence():
+    """Chapter 1's class-balance figure shows each class's share of its split, and the Summary's count reads
+    "N" only when every class holds N. Mutants caught: raw counts plotted as shares (no division by the split's
+    size), a skewed split reported as one count."""
+    from cifar_lab import plots
+    from cifar_lab.book.notebook import images_per_class
+
+    figure = plots.class_balance({"train": torch.tensor([0, 0, 0, 1]), "test": torch.tensor([0, 1])}, ["a", "b"])
+    shares = [bar.get_height() for bar in figure.axes[0].patches]
+    assert shares == pytest.approx([75.0, 25.0, 50.0, 50.0])
+    assert images_per_class(torch.tensor([0, 1, 1, 0])) == "2"
+    assert images_per_class(torch.tensor([0, 1, 1] + [2] * 1500)) == "1 to 1,500"

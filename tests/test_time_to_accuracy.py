@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from torchvision import transforms
 
-from cifar_lab import models, presets
+from cifar_lab import models, presets, provenance
 from cifar_lab.bench import time_to_accuracy
 from cifar_lab.bench.plain_loop import PlainLoop
 from cifar_lab.book import records
@@ -316,11 +316,19 @@ def test_an_interrupted_run_keeps_its_completed_repeats(tmp_path, tiny_setup, mo
     monkeypatch.setattr(time_to_accuracy, "matmul_flops",
                         lambda device, precision, size: {"precision": precision, "flop_s": 1e9})
     out = tmp_path / "tta.json"
+    page = tmp_path / "for-the-book" / "page.json"
     code = main(["bench", "time-to-accuracy", "--target", "0.05", "--workers", "0", "--set",
-                 *[f"{key}={value}" for key, value in SETS], "--json", str(out)])
+                 *[f"{key}={value}" for key, value in SETS], "--json", str(out), "--record", str(page)])
     captured = capsys.readouterr()
     assert code == 130
     record = json.loads(out.read_text())
+    # --record: the page record carries the run's own stamp (commit, clean or not, command) and says it is partial
+    commit, dirty = provenance.git_state()
+    stamp = records.read_record(page)["provenance"]
+    assert stamp["commit"] == commit[:7] + ("+dirty" if dirty is True else "")
+    assert record["provenance"]["commit"] == commit and record["provenance"]["dirty"] == dirty
+    assert "interrupted after 1 of 3 repeats" in stamp["conditions"] and stamp["date"].endswith(" UTC")
+    assert "torch " in stamp["software"]
     assert record["partial"] is True and record["repeats"] == 1 and record["repeats_planned"] == 3
     assert all(len(record[name]["runs"]) == 1 for name in time_to_accuracy.PATHS)
     assert "interrupted: 1 of 3 repeats completed" in captured.out and "plain loop / ours" in captured.out

@@ -55,7 +55,7 @@ from ..engine.sparse_step import count_flops_per_sample
 from ..engine.trainer import train as engine_train
 from ..errors import UsageError
 from ..measure import matmul_flops, sync, timing_summary
-from ..provenance import device_name
+from ..provenance import command_line, device_name, git_state, software_versions, utc_now
 from . import progress
 from .plain_loop import PlainLoop
 
@@ -105,6 +105,9 @@ def run(preset: str = "fmnist-simplecnn", target: float = 0.90, repeats: int = M
     config = check_config(preset, target, repeats, workers, device, sets)
     fashion_mnist.locate(config)  # a missing dataset stops here, before anything is timed
     device = resolve_device(config.device)
+    commit, dirty = git_state()
+    stamp = {"commit": commit, "dirty": dirty, "started_utc": utc_now(), "command": command_line(),
+             "software": software_versions(torch)}
     load_before = os.getloadavg()
     loops = {"reference": PlainLoop(label_smoothing=config.label_smoothing),
              "informed": PlainLoop.informed(device, config.label_smoothing)}
@@ -326,6 +329,7 @@ def summarize(config, runs: dict, target: float, workers: int, device, load_befo
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after],
         "quiet": quiet(load_before), "quiet_rule": f"1-minute load average before the start below {QUIET_LOAD}",
+        "provenance": stamp,
     }
     # other seconds / our seconds, per repeat: above 1, ours is faster
     for other, suffix in (("reference", ""), ("informed", "_informed")):
@@ -335,6 +339,18 @@ def summarize(config, runs: dict, target: float, workers: int, device, load_befo
         result[f"ratio{suffix}_runs"] = found
         result[f"epoch_ratio{suffix}"] = timing_summary(per_epoch) if per_epoch else None
     return result
+
+
+def stamped_page_record(result: dict, notes: Optional[list[str]] = None) -> dict:
+    """`page_record` with the provenance the run stamped on its result: its commit (with "+dirty" when the
+    checkout had changes), start time, command line and software."""
+    stamp = result["provenance"]
+    commit = str(stamp["commit"])[:7] + ("+dirty" if stamp["dirty"] is True else "")
+    date = stamp["started_utc"][:16].replace("T", " ") + " UTC"
+    versions = stamp["software"]
+    software = f"torch {versions['torch']}, torchvision {versions['torchvision']}, Python {versions['python']}"
+    return page_record(result, stamp["command"] or "cifar-lab bench time-to-accuracy", commit, date, software,
+                       list(notes or []))
 
 
 def page_record(result: dict, command: str, commit: str, date: str, software: str, notes: list[str]) -> dict:

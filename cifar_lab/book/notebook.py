@@ -47,6 +47,16 @@ def save_metrics(out_dir, payload: dict, name: str = "metrics.json") -> Path:
     return path
 
 
+def images_per_class(labels) -> str:
+    """How many images each class holds, as a page says it: "6,000" when every class holds the same number,
+    else the range ("5,990 to 6,010")."""
+    import torch
+
+    counts = torch.bincount(torch.as_tensor(labels))
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+
 def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()

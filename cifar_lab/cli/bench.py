@@ -138,6 +138,9 @@ def register(sub) -> None:
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides of both paths, e.g. epochs=10 data_root=DIR")
     add_json_argument(p)
+    p.add_argument("--record", metavar="FILE",
+                   help="also write the result as a record for the book's reproduction page (stamped with this "
+                        "run's commit, date and command); copying it into book/results/ publishes it")
     p.set_defaults(func=bench_time_to_accuracy)
 
 
@@ -291,4 +294,6 @@ def bench_time_to_accuracy(args) -> int:
     print(f"  load average before the start {r['load_average_before'][0]:.2f}, {cpu['torch_threads']} torch "
           f"threads: {'quiet' if r['quiet'] else 'not quiet (other work was running)'}")
     write_json(args.json, r)
+    if args.record:
+        write_json(args.record, time_to_accuracy.stamped_page_record(r))
     return 130 if r["partial"] else 0  # the status of an interrupted command, after its partial result
