@@ -1,10 +1,12 @@
-"""The book builds offline in smoke mode with warnings as errors, and every page of _toc.yml is in the HTML;
-every chapter is a lesson (what you will learn, a summary, exercises with hidden answers), links the glossary,
-and shows outputs a reader can read.
+"""The book builds offline from the smoke-executed notebooks with warnings as errors, and every page of
+_toc.yml is in the HTML; every chapter is a lesson (what you will learn, a summary, exercises with hidden
+answers), links the glossary, and shows outputs a reader can read.
 
-The build executes every notebook once more (the execution cache is off: `execute_notebooks: force`), so it is
-the slowest test of the suite: it runs once per session (`built_book`) and every check of the HTML shares it.
-The checks of the sources and of the committed .ipynb outputs need no build.
+The build renders the notebooks' committed executed twins (notebooks/*.ipynb) without executing them again, as
+the published edition is built: nbval executes those very notebooks in this suite (and compares the outputs it
+checks), and `tests/test_notebooks_pairs.py` holds their cells equal to the .md sources, so one execution per
+suite is enough. It runs once per session (`built_book`) and every check of the HTML shares it. The checks of the
+sources and of the committed .ipynb outputs need no build.
 """
 import os
 import re
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import yaml
 from cifar_lab import presets
 from cifar_lab.config import parse_assignments, validate
 from cifar_lab.book.runner import declared_parameters
@@ -161,17 +164,28 @@ def test_the_output_checks_see_the_problems_they_look_for():
     assert problems([fine]) == []
 
 
+# What the book build does not read: the environment, data, runs, earlier builds, the history.
+NOT_BUILT = shutil.ignore_patterns(".venv*", "venv", ".git", "data", "runs", "_build", ".pytest_cache",
+                                   "__pycache__", "*.egg-info")
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
-    """The book built once per session: (the build's result, the HTML folder)."""
+    """The book built once per session from a copy of the repository whose configuration takes the executed
+    .ipynb twins instead of the .md sources, with execution off: (the build's result, the HTML folder)."""
     tmp_path = tmp_path_factory.mktemp("book")
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_BUILT)
+    config = yaml.safe_load((source / "_config.yml").read_text())
+    config["exclude_patterns"] = [pattern for pattern in config["exclude_patterns"] if pattern != "**/*.ipynb"]
+    config["exclude_patterns"].append("notebooks/*.md")
+    config["execute"]["execute_notebooks"] = "off"
+    (source / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     assert jupyter_book, "jupyter-book is not installed: run scripts/setup.sh"
-    env = {**os.environ, "CIFAR_LAB_SMOKE": "1",
-           # The notebooks' kernel must be this environment's Python, whatever PATH the caller had.
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([jupyter_book, "build", str(ROOT), "--path-output", str(tmp_path), "-W", "--keep-going",
-                           "--builder", "html"], cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([jupyter_book, "build", str(source), "--path-output", str(tmp_path), "-W", "--keep-going",
+                           "--builder", "html"], cwd=source, env=env, capture_output=True, text=True)
     return done, tmp_path / "_build" / "html"
 
 

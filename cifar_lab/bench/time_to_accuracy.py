@@ -139,8 +139,8 @@ def run(preset: str = "fmnist-simplecnn", target: float = 0.90, repeats: int = M
                     runs[name].append(done[name])
     except KeyboardInterrupt:
         partial = True
-    return summarize(config, runs, target, workers, device, load_before, os.getloadavg(), peaks,
-                     flops_per_image, precisions, planned=repeats, partial=partial)
+    return {**summarize(config, runs, target, workers, device, load_before, os.getloadavg(), peaks,
+                        flops_per_image, precisions, planned=repeats, partial=partial), "provenance": stamp}
 
 
 def training_flops_per_image(config, device) -> float:
@@ -329,7 +329,6 @@ def summarize(config, runs: dict, target: float, workers: int, device, load_befo
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after],
         "quiet": quiet(load_before), "quiet_rule": f"1-minute load average before the start below {QUIET_LOAD}",
-        "provenance": stamp,
     }
     # other seconds / our seconds, per repeat: above 1, ours is faster
     for other, suffix in (("reference", ""), ("informed", "_informed")):
