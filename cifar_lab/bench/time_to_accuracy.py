@@ -55,7 +55,7 @@ from ..engine.sparse_step import count_flops_per_sample
 from ..engine.trainer import train as engine_train
 from ..errors import UsageError
 from ..measure import matmul_flops, sync, timing_summary
-from ..provenance import command_line, device_name, git_state, software_versions, utc_now
+from ..provenance import command_line, device_name, git_state, short_commit, software_versions, utc_now
 from . import progress
 from .plain_loop import PlainLoop
 
@@ -344,7 +344,7 @@ def stamped_page_record(result: dict, notes: Optional[list[str]] = None) -> dict
     """`page_record` with the provenance the run stamped on its result: its commit (with "+dirty" when the
     checkout had changes), start time, command line and software."""
     stamp = result["provenance"]
-    commit = str(stamp["commit"])[:7] + ("+dirty" if stamp["dirty"] is True else "")
+    commit = short_commit(stamp)
     date = stamp["started_utc"][:16].replace("T", " ") + " UTC"
     versions = stamp["software"]
     software = f"torch {versions['torch']}, torchvision {versions['torchvision']}, Python {versions['python']}"
