@@ -39,7 +39,7 @@ CPU_PARAMETERS = {
     "03": {"smoke": False, "preset": "fmnist-simplecnn-ast", "train_subset": 10000, "epochs": 5,
            "seeds": [0, 1, 2], "papermill_sweep": False},
     # chapter 4: fmnist-simplecnn as it is, with label smoothing 0.1 and with Cutout; all 60,000 images, 3 epochs,
-    # 3 seeds (the sizes are the notebook's defaults)
+    # 5 seeds (the sizes are the notebook's defaults)
     "04": {"fashion": True},
     # chapter 5: the six zoo models on the same 2,000 training and 2,000 test images, 2 epochs, 3 seeds
     "05": {"fashion": True},
