@@ -1,13 +1,14 @@
 """The AST chapter's compute curves (`book.selection_curves`): typed records per variant and compute level, on a
 tiny synthetic run through the one engine."""
 import contextlib
+import dataclasses
 
 import pytest
 import torch
 import torch.nn as nn
 
 from cifar_lab import models
-from cifar_lab.book import record, selection_curves
+from cifar_lab.book import ast_comparison, record, selection_curves, stats
 from cifar_lab.book.selection_curves import BUDGET, BUDGET_OF
 from cifar_lab.config import TrainConfig, apply_overrides
 from cifar_lab.engine.sparse_step import count_flops_per_sample
@@ -109,3 +110,53 @@ def test_unknown_variants_a_budget_without_its_ast_run_and_a_subset_are_one_line
         selection_curves.measure(base, [0], variants=["dense", BUDGET])
     with pytest.raises(UsageError, match="set train_subset=0"):
         selection_curves.measure(apply_overrides(base, {"train_subset": 64}), [0], variants=["dense"])
+
+
+@pytest.fixture(scope="module")
+def every_variant(tmp_path_factory):
+    """All variants, two seeds, two epochs, the first AST run keeping the scores of 3 batches."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(models.MODELS, "tiny_test_cnn", models.ModelSpec(tiny_cnn, 16))
+        base = apply_overrides(TrainConfig(), {
+            "dataset": "synthetic", "data_root": str(tmp_path_factory.mktemp("data")),
+            "synthetic_train_size": TRAIN, "synthetic_test_size": TEST, "model": "tiny_test_cnn", "input_size": 16,
+            "epochs": 2, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "ast.target": 0.25, "progress": False,
+            "save_checkpoints": False, "device": "cpu"})
+        found, extras = selection_curves.measure(base, SEEDS, record_scores=3)
+    # among other records, as a chapter's file holds them
+    other = dataclasses.replace(found[0], label="dense", details={})
+    return record.RecordSet([other, *found], extras, "run", None)
+
+
+def test_each_selection_is_answered_against_its_random_twin_at_every_level(every_variant):
+    """Mutants caught: a selection compared with the wrong twin (packed against unpacked) or at another level;
+    the budget answered against an AST level other than the last; records of other experiments read as curves."""
+    answers = selection_curves.answers(every_variant)
+    assert [(ours, other, level) for ours, other, level, _ in answers] == [
+        (ours, other, level) for ours, other in selection_curves.TWINS for level in (1, 2)
+    ] + [(BUDGET, f"{BUDGET_OF}, epoch 2", None)]
+    for ours, other, level, comparison in answers:
+        mine = every_variant.get(ours if level is None else f"{ours}, epoch {level}").values
+        theirs = every_variant.get(other if level is None else f"{other}, epoch {level}").values
+        assert comparison == stats.compare(mine, theirs)
+    assert "dense" not in selection_curves.chosen(every_variant).labels
+    sentence = selection_curves.answer_sentence(every_variant, "AST engine", "random packed", 2)
+    assert sentence.startswith("AST engine") and "after epoch 2" in sentence and "n=2 and 2" in sentence
+    table = selection_curves.answers_table(every_variant)
+    assert len(table) == len(answers) and set(table["verdict"]) <= {stats.BETTER, stats.WORSE, stats.NO_CLEAR}
+
+
+def test_the_class_mix_the_levels_and_the_score_stream_come_from_the_runs(every_variant):
+    """Mutants caught: class shares that do not sum to 100 %, dense given a class mix, a level table that leaves
+    out a record, a score stream not kept (or kept from another run than the first AST one)."""
+    mix = selection_curves.class_mix_table(every_variant, [str(k) for k in range(10)])
+    assert list(mix.index) == ["even share", "AST engine", "AST seed gate", "random packed", "random unpacked",
+                               "Selective Backprop"]
+    assert mix.sum(axis=1).tolist() == pytest.approx([100.0] * len(mix))
+    levels = selection_curves.level_table(every_variant)
+    assert len(levels) == len(selection_curves.chosen(every_variant).records) == 6 * 2 + 1
+    assert len(selection_curves.points(every_variant)) == len(levels)
+    stream = every_variant.extras[BUDGET_OF][ast_comparison.SCORE_STREAM]
+    assert len(stream["scores"]) == 3 and stream["batches_per_epoch"] == TRAIN // 32
+    assert all(ast_comparison.SCORE_STREAM not in every_variant.extras[name]
+               for name in every_variant.extras if name != BUDGET_OF)

@@ -199,9 +199,10 @@ def answer_sentences(shown: RecordSet, ending: str = "") -> list[str]:
             for key, comparison in answers(shown, ending).items()]
 
 
-def score_stream(shown: RecordSet, ending: str = "") -> Optional[tuple[torch.Tensor, int]]:
-    """The score stream recorded from the first packed AST run, and its batches per epoch; None without one."""
-    stream = shown.extras.get("AST packed" + ending, {}).get(SCORE_STREAM)
+def score_stream(shown: RecordSet, ending: str = "", label: Optional[str] = None) -> Optional[tuple[torch.Tensor, int]]:
+    """The score stream recorded from the first packed AST run (of the label `label` when given, as the
+    compute curves' "AST engine"), and its batches per epoch; None without one."""
+    stream = shown.extras.get(label or "AST packed" + ending, {}).get(SCORE_STREAM)
     if not stream:
         return None
     dtype = getattr(torch, stream.get("dtype", "float32"))

@@ -5,15 +5,16 @@ Knowledge distillation follows Hinton, Vinyals, Dean (2015), "Distilling the Kno
 the loss and the teacher's place in a training step are in `engine/distill_step.py`.
 
 `fashion_experiment` is the chapter's question on real data at CPU scale (Fashion-MNIST): a SimpleCNN teacher
-trained on all 60,000 training images teaches the same network trained on a few thousand of them, against
-that student trained from scratch on the same images, over seeds; and the teacher's int8 route is held to its
-fp32 model on the official test split. It returns typed records (`record.Record`) and their extras.
+trained over its whole recipe teaches the same network trained for a few epochs, at one or more settings of
+temperature and weight, against that student trained from scratch on the same images, over seeds; and the
+teacher's int8 route is held to its fp32 model on the official test split. It returns typed records
+(`record.Record`) and their extras.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -83,7 +84,8 @@ def compare_with_scratch(teacher_checkpoint, *, epochs: int, seeds: Iterable[int
 
 # The real-data experiment: the labels of its records (training entries as `real_data` trains them, rendered by
 # `real_data.summary_table`), and the teacher checkpoint's two inference routes.
-TEACHER, DISTILLED, SCRATCH = "teacher", "distilled student", "student from scratch"
+TEACHER, SCRATCH = "teacher", "student from scratch"
+SETTINGS = ((4.0, 0.9),)    # (temperature, alpha) of the distilled students: the preset's, Hinton's T 4
 FP32_ROUTE, INT8_ROUTE = "teacher checkpoint, fp32 (eager)", "teacher checkpoint, int8 (ONNX Runtime)"
 CHECKPOINT_ACCURACY = "test accuracy"               # of the checkpoint as a route runs it
 AGREEMENT = "top-1 agreement with fp32"
@@ -92,23 +94,31 @@ FASHION_TEACHER_PRESET = "fmnist-simplecnn"
 FASHION_STUDENT_PRESET = "fmnist-distill-simplecnn"
 
 
+def distilled_label(temperature: float, alpha: float) -> str:
+    """The label of the distilled students at one setting: "distilled student (T 4, alpha 0.9)"."""
+    return f"distilled student (T {temperature:g}, alpha {alpha:g})"
+
+
 def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, student_train_subset: int,
                        teacher_epochs: int, teacher_train_subset: int = 0, test_subset: int = 0,
-                       teacher_seed: int = 0, calibration_images: int = 256,
-                       data_root: Optional[str] = None, command: Optional[str] = None) -> tuple[list[Record], dict]:
+                       settings: Sequence[Sequence[float]] = SETTINGS, teacher_seed: int = 0,
+                       calibration_images: int = 256, data_root: Optional[str] = None,
+                       command: Optional[str] = None) -> tuple[list[Record], dict]:
     """Distillation on Fashion-MNIST, and what int8 costs a trained model.
 
     1. The teacher: `fmnist-simplecnn` for `teacher_epochs` on `teacher_train_subset` training images (0: all
-       60,000), one seed, its checkpoints kept (`out_dir/teacher/best.pt`).
-    2. The students, at every seed of `seeds`, for `student_epochs` on `student_train_subset` images (the
-       subset is drawn by the seed, so both variants of a seed see the same images): `fmnist-distill-simplecnn`
-       taught by that checkpoint, and `fmnist-simplecnn` from the labels alone. Fewer images than the teacher
-       saw leave the teacher's soft targets something to add.
+       60,000), one seed, its checkpoints kept; the teacher is its last epoch (`out_dir/teacher/last.pt`), not
+       the epoch that scored best on the test split, which would pick the teacher by the test images.
+    2. The students, at every seed of `seeds`, for `student_epochs` on `student_train_subset` images (0: all; a
+       subset is drawn by the seed, so every variant of a seed sees the same images): `fmnist-distill-simplecnn`
+       taught by that checkpoint at each (temperature, alpha) of `settings`, and `fmnist-simplecnn` from the
+       labels alone. Fewer epochs or images than the teacher had leave its soft targets something to add.
     3. The teacher checkpoint's int8 route (ONNX Runtime static quantization, `calibration_images` training
        images) against its eager fp32 model, through `bench.inference.run`: top-1 agreement and both
        accuracies on the test split (`test_subset` images, 0: all 10,000).
 
-    Returns the records (labels `TEACHER`, `DISTILLED`, `SCRATCH` as `real_data.training_records` gives them;
+    Returns the records (labels `TEACHER`, `distilled_label` of every setting and `SCRATCH` as
+    `real_data.training_records` gives them;
     `FP32_ROUTE` and `INT8_ROUTE` with `CHECKPOINT_ACCURACY` and `MODEL_SIZE`, and `AGREEMENT` for int8) and
     their extras, what chapter 9 keeps and renders."""
     from ..bench import inference as inference_bench  # ONNX Runtime is loaded only when the experiment runs
@@ -117,27 +127,33 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
     if min(student_epochs, teacher_epochs) < 1:
         raise UsageError(f"student_epochs and teacher_epochs must be at least 1 (got {student_epochs} and "
                          f"{teacher_epochs})")
-    if student_train_subset < 1:
-        raise UsageError(f"student_train_subset={student_train_subset}: the students need a training subset "
-                         f"(e.g. 5000 images), smaller than the teacher's, for the teacher to have something "
-                         f"to add")
+    if student_train_subset < 0:
+        raise UsageError(f"student_train_subset={student_train_subset}: give a number of training images, or 0 "
+                         f"for all of them")
+    settings = [(float(temperature), float(alpha)) for temperature, alpha in settings]
+    if not settings or any(temperature <= 0 or not 0 <= alpha <= 1 for temperature, alpha in settings):
+        raise UsageError(f"settings={settings}: give one or more [temperature, alpha] pairs, temperature above 0 "
+                         f"and alpha between 0 and 1, e.g. [[4, 0.9]]")
     out = Path(out_dir)
     teacher_plan = {TEACHER: {"preset": FASHION_TEACHER_PRESET, "seeds": [teacher_seed], "overrides": {
         "epochs": teacher_epochs, "train_subset": teacher_train_subset, "test_subset": test_subset,
         "save_checkpoints": True}}}
     records, extras = real_data.train_presets(teacher_plan, out, data_root, command)
-    teacher_checkpoint = out / TEACHER / "best.pt"   # one seed: the run folder is the entry's own
+    teacher_checkpoint = out / TEACHER / "last.pt"   # one seed: the run folder is the entry's own
     student = {"epochs": student_epochs, "train_subset": student_train_subset, "test_subset": test_subset}
     student_plan = {
-        # the record names the teacher inside the experiment's folder, not by this machine's path
-        DISTILLED: {"preset": FASHION_STUDENT_PRESET, "seeds": seeds,
-                    "overrides": {**student, "distill.teacher": str(teacher_checkpoint)}},
-        SCRATCH: {"preset": FASHION_TEACHER_PRESET, "seeds": seeds, "overrides": student},
-    }
+        distilled_label(temperature, alpha): {
+            "preset": FASHION_STUDENT_PRESET, "seeds": seeds,
+            "overrides": {**student, "distill.teacher": str(teacher_checkpoint),
+                          "distill.temperature": temperature, "distill.alpha": alpha}}
+        for temperature, alpha in settings}
+    student_plan[SCRATCH] = {"preset": FASHION_TEACHER_PRESET, "seeds": seeds, "overrides": student}
+    distilled = set(student_plan) - {SCRATCH}
     students, student_extras = real_data.train_presets(student_plan, out, data_root, command)
+    # the record names the teacher inside the experiment's folder, not by this machine's path
     records += [replace(r, details={**r.details, "overrides": {**r.details["overrides"],
-                                                               "distill.teacher": f"{TEACHER}/best.pt"}})
-                if r.label == DISTILLED else r for r in students]
+                                                               "distill.teacher": f"{TEACHER}/last.pt"}})
+                if r.label in distilled else r for r in students]
     extras.update(student_extras)
     # Only the agreement and the accuracies are kept: one timed run per route measures no latency.
     bench = inference_bench.run(teacher_checkpoint, routes=["eager", "int8"], repeats=1, runs=1, warmup=0,
@@ -147,14 +163,14 @@ def fashion_experiment(out_dir, *, seeds: Iterable[int], student_epochs: int, st
         raise UsageError(f"the int8 route cannot run here: {bench['skipped'].get('int8')}")
     fp32, int8 = bench["routes"]["eager"], bench["routes"]["int8"]
     teacher = next(r for r in records if r.label == TEACHER)
-    # The checkpoint is the best epoch's, so its accuracy is measured here rather than read from the run.
+    # The checkpoint's accuracy is measured here, through the routes, on the test images they read.
     route = dict(seeds=[teacher_seed], dataset=teacher.dataset, data_source=teacher.data_source,
                  train_images=teacher.train_images, test_images=bench["eval_images"], epochs=teacher.epochs,
                  recipe_epochs=teacher.recipe_epochs, optimizer_steps=teacher.optimizer_steps,
                  device=provenance.device_name(torch.device("cpu")), commit=teacher.commit, dirty=teacher.dirty,
                  command=command, date=teacher.date, run_folder=str(out / "int8"))
     checkpoint_epoch = checkpoint.load(teacher_checkpoint).get("epoch", -1) + 1
-    kept = {"checkpoint": "teacher/best.pt", "checkpoint_epoch": checkpoint_epoch}
+    kept = {"checkpoint": "teacher/last.pt", "checkpoint_epoch": checkpoint_epoch}
     records += [
         Record(FP32_ROUTE, CHECKPOINT_ACCURACY, FRACTION, values=[fp32["top1"]], details=kept, **route),
         Record(FP32_ROUTE, MODEL_SIZE, MEGABYTES, values=[fp32["size_mb"]], details=kept, **route),

@@ -129,7 +129,7 @@ def table(shown: RecordSet, rows: list):
 
 
 def _renderers() -> dict[str, Callable[..., Any]]:
-    from . import ast_comparison, real_data, real_data_tables
+    from . import ast_comparison, real_data, real_data_tables, selection_curves
 
     return {
         "summary": lambda shown: tidy(real_data.summary_table(shown)),
@@ -147,6 +147,12 @@ def _renderers() -> dict[str, Callable[..., Any]]:
             ast_comparison.readable(ast_comparison.spread_table(shown, ending))),
         "AST answers": lambda shown, ending="": _sentences(ast_comparison.answer_sentences(shown, ending)),
         "table": table,
+        "selection levels": lambda shown: tidy(selection_curves.level_table(shown), digits=4),
+        "selection answers": lambda shown: tidy(selection_curves.answers_table(shown), digits=4),
+        "selection answer": lambda shown, ours, other, level=None: selection_curves.answer_sentence(
+            shown, ours, other, level),
+        "class mix": lambda shown, class_names: tidy(selection_curves.class_mix_table(shown, class_names),
+                                                     digits=1),
     }
 
 

@@ -19,15 +19,23 @@ variant has one), measuring the test accuracy there (`record.FINAL_ACCURACY`) pe
 (the scoring pass included, as `engine.sparse_step.account` counts them), the samples back-propagated and the
 optimizer steps per seed in its `details`. Its extras, by variant: every seed's curve (those figures after every
 epoch) and, for the selecting variants, the class mix of the selected samples per epoch (`selected_per_class`),
-which `class_shares` turns into each class's share, to set against an even 1 / classes.
+which `class_shares` turns into each class's share, to set against an even 1 / classes. With `record_scores`, the
+first seed's "AST engine" run also keeps the scores of its first batches (`SCORE_STREAM`), for the controller's
+replay.
+
+Readers of the records: `level_table` (steps, images, FLOPs and accuracy per variant and level), `answers_table`
+(each selection against its random twin at every level, and dense training at AST's compute against AST's last
+level: `stats.compare` over the seeds), `class_mix_table` and `points` (the curves' mean points, for the figure).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
+import pandas as pd
 import torch
 import torch.nn as nn
 
@@ -37,7 +45,9 @@ from ..engine import train
 from ..engine.sparse_step import count_flops_per_sample
 from ..errors import UsageError
 from ..sparse.config import SEED_GATE_SETTINGS
-from .record import FINAL_ACCURACY, FRACTION, Record, provenance_fields
+from . import stats
+from .ast_comparison import SCORE_STREAM
+from .record import FINAL_ACCURACY, FRACTION, Record, RecordSet, provenance_fields
 from .seeds import check_seeds, recipe_epochs
 
 BUDGET = "dense at AST's compute"
@@ -53,20 +63,27 @@ SETTINGS = {                      # variant -> config overrides (on top of the s
 }
 VARIANTS = (*SETTINGS, BUDGET)
 POINT_KEYS = ("training_flops", "samples_backpropagated", "optimizer_steps", "compute_vs_dense")
+# The chapter's questions at every compute level: each selection against a uniform random subset trained the
+# same way (packed or not), so that only the choice of samples differs.
+TWINS = (("AST engine", "random packed"), ("AST seed gate", "random unpacked"),
+         ("Selective Backprop", "random packed"))
 
 
 def measure(base: TrainConfig, seeds: Sequence[int], out_dir=None, variants: Sequence[str] = VARIANTS,
             schedule: str = "constant", budget_schedule: str = "cosine",
-            command: Optional[str] = None) -> tuple[list[Record], dict]:
+            command: Optional[str] = None, record_scores: int = 0) -> tuple[list[Record], dict]:
     """Train every variant of `variants` from `base` for every seed (into `out_dir/seed<N>/<variant>` when
     `out_dir` is given) and return the records and extras of the module docstring. The curve variants train
-    `base.epochs` epochs at the schedule `schedule`; the budget variant uses `budget_schedule`."""
+    `base.epochs` epochs at the schedule `schedule`; the budget variant uses `budget_schedule`. The first seed's
+    "AST engine" run keeps the scores of its first `record_scores` batches."""
     seeds = check_seeds(seeds)
     variants = _check(base, variants)
     results: dict[str, list] = {name: [] for name in variants}
     for seed in seeds:
         for name in (v for v in variants if v != BUDGET):
             config = variant_config(base, name, seed, schedule)
+            if name == BUDGET_OF and seed == seeds[0]:
+                config.ast.record_scores = record_scores
             results[name].append(train(config, _folder(out_dir, seed, name)))
         if BUDGET in variants:
             epochs = budget_epochs(results[BUDGET_OF][-1])
@@ -153,7 +170,109 @@ def records(results: dict, seeds: list[int], base: TrainConfig, command: Optiona
             extras[name]["class_mix"] = [{"seed": seed, "selected_per_class": [row["selected_per_class"]
                                                                                for row in run.history]}
                                          for seed, run in zip(seeds, runs)]
+        scores = runs[0].extra.get("ast_scores")
+        if scores is not None:
+            extras[name][SCORE_STREAM] = {"batches_per_epoch": len(runs[0].data.train_loader),
+                                          "dtype": str(scores.dtype).removeprefix("torch."),
+                                          "scores": scores.tolist()}
     return found, extras
+
+
+def chosen(shown: RecordSet) -> RecordSet:
+    """The compute curves' records among `shown` (a chapter's records hold others beside them)."""
+    found = [r for r in shown.records if r.measured == FINAL_ACCURACY and r.details.get("variant") in VARIANTS]
+    # the extras are keyed by variant, not by a level's label
+    return RecordSet(found, {name: extra for name, extra in shown.extras.items() if name in VARIANTS},
+                     shown.source, shown.path)
+
+
+def _level(found: Record) -> Optional[int]:
+    """A record's compute level: its epoch on a curve, None for the budget variant's one point."""
+    return None if found.details["variant"] == BUDGET else found.epochs[0]
+
+
+def _at(shown: RecordSet, variant: str, level: Optional[int]) -> Record:
+    return shown.get(variant if level is None else f"{variant}, epoch {level}")
+
+
+def level_table(shown: RecordSet) -> pd.DataFrame:
+    """Per variant and compute level (means over the seeds): epochs, optimizer steps, samples back-propagated,
+    training FLOPs (the scoring pass included) and their ratio to dense training over the same images seen, and
+    the test accuracy with its standard deviation and n."""
+    rows = []
+    for found in chosen(shown).records:
+        mean = lambda key: sum(found.details[key]) / len(found.details[key])  # noqa: E731
+        summary = found.summary
+        rows.append({"variant": found.details["variant"], "epochs": sum(found.epochs) / len(found.epochs),
+                     "optimizer steps": sum(found.optimizer_steps) / len(found.optimizer_steps),
+                     "samples backpropagated": mean("samples_backpropagated"),
+                     "training TFLOP": mean("training_flops") / 1e12,
+                     "compute vs dense": mean("compute_vs_dense"), "test accuracy": summary.mean,
+                     "std": math.nan if summary.std is None else summary.std, "seeds": summary.n})
+    return pd.DataFrame(rows).set_index(["variant", "epochs"])
+
+
+def answers(shown: RecordSet) -> list[tuple[str, str, Optional[int], stats.Comparison]]:
+    """(ours, other, level, comparison) for each selection against its random twin (`TWINS`) at every level
+    both reached, then dense training at AST's compute against AST's last level (level None)."""
+    found = chosen(shown)
+    variants = {r.details["variant"] for r in found.records}
+    levels = {name: sorted(_level(r) for r in found.records if r.details["variant"] == name) for name in variants}
+    pairs = []
+    for ours, other in TWINS:
+        if ours in variants and other in variants:
+            for level in sorted(set(levels[ours]) & set(levels[other])):
+                pairs.append((ours, other, level, stats.compare(_at(found, ours, level).values,
+                                                                _at(found, other, level).values)))
+    if BUDGET in variants and BUDGET_OF in variants:
+        last = levels[BUDGET_OF][-1]
+        pairs.append((BUDGET, f"{BUDGET_OF}, epoch {last}", None,
+                      stats.compare(_at(found, BUDGET, None).values, _at(found, BUDGET_OF, last).values)))
+    return pairs
+
+
+def answers_table(shown: RecordSet) -> pd.DataFrame:
+    """`answers` as a table: both means, the difference with its 95 % interval, n and the verdict."""
+    rows = []
+    for ours, other, level, comparison in answers(shown):
+        rows.append({"ours": ours, "against": other, "epoch": "budget" if level is None else level,
+                     "ours mean": comparison.ours.mean, "against mean": comparison.other.mean,
+                     "difference": comparison.difference,
+                     "95 % CI": "—" if comparison.low is None else f"{comparison.low:+.4f} to {comparison.high:+.4f}",
+                     "n": f"{comparison.ours.n} and {comparison.other.n}", "verdict": comparison.verdict})
+    return pd.DataFrame(rows).set_index(["ours", "against", "epoch"])
+
+
+def answer_sentence(shown: RecordSet, ours: str, other: str, level: Optional[int] = None) -> str:
+    """One answer of `answers` in words (`stats.Comparison.sentence`); `level` None with `ours` the budget
+    variant."""
+    for mine, theirs, at, comparison in answers(shown):
+        if mine == ours and at == level and (theirs == other or theirs.startswith(other + ", epoch")):
+            where = "" if level is None else f" after epoch {level}"
+            return comparison.sentence(ours, theirs, what=f"test accuracy{where}", digits=4)
+    raise KeyError(f"no comparison of {ours!r} against {other!r} at level {level!r} in the records")
+
+
+def class_mix_table(shown: RecordSet, class_names: Sequence[str]) -> pd.DataFrame:
+    """Per selecting variant: each class's share (in %) of the samples it selected over every epoch and seed,
+    with the even share 100 / classes in a first row to read them against."""
+    shares = class_shares({name: extra for name, extra in shown.extras.items() if name in VARIANTS})
+    rows = {"even share": [100.0 / len(class_names)] * len(class_names)}
+    rows.update({name: [100.0 * share for share in found] for name, found in shares.items()})
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(class_names))
+
+
+def points(shown: RecordSet) -> pd.DataFrame:
+    """The curves' mean points, one row per variant and level: training FLOPs, samples back-propagated, test
+    accuracy mean and standard deviation (what the chapter's figure draws)."""
+    rows = []
+    for found in chosen(shown).records:
+        summary = found.summary
+        rows.append({"variant": found.details["variant"], "level": _level(found),
+                     "training_flops": sum(found.details["training_flops"]) / found.n,
+                     "samples_backpropagated": sum(found.details["samples_backpropagated"]) / found.n,
+                     "test_acc": summary.mean, "std": 0.0 if summary.std is None else summary.std})
+    return pd.DataFrame(rows)
 
 
 def class_shares(extras: dict) -> dict[str, list[float]]:

@@ -88,3 +88,26 @@ def smoothed_rates(sim_traces: dict, target: float, window: int = 50) -> plt.Fig
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_against_compute(points: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Test accuracy (mean over seeds, bars: one standard deviation) against training FLOPs with the scoring
+    pass (left, log scale) and against samples back-propagated (right), one line per variant; a variant with a
+    single point (dense training at AST's compute) is drawn as a marker. `points` is
+    `book.selection_curves.points`."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for index, (name, mine) in enumerate(points.groupby("variant", sort=False)):
+        mine = mine.sort_values("training_flops")
+        style = dict(color=f"C{index}", marker="o" if len(mine) > 1 else "*", ms=5 if len(mine) > 1 else 14,
+                     capsize=2, label=name, ls="-" if len(mine) > 1 else "none")
+        left.errorbar(mine["training_flops"], mine["test_acc"], yerr=mine["std"], **style)
+        right.errorbar(mine["samples_backpropagated"], mine["test_acc"], yerr=mine["std"], **style)
+    left.set(xscale="log", xlabel="training FLOPs (scoring pass included)", ylabel="test accuracy")
+    right.set(xscale="log", xlabel="samples back-propagated")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
