@@ -106,6 +106,7 @@ def accuracy_against_compute(points: pd.DataFrame, title: str = "") -> plt.Figur
     right.set(xscale="log", xlabel="samples back-propagated")
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())   # labelled minor ticks of a log axis overlap
     right.legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title)
