@@ -22,17 +22,21 @@ def tiny_cnn(num_classes=10):
                          nn.Linear(8, num_classes))
 
 
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory):
+def tiny_measure(data_root: str, epochs: int, **arguments):
+    """`selection_curves.measure` of the tiny network on synthetic images: (its base config, records, extras)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(models.MODELS, "tiny_test_cnn", models.ModelSpec(tiny_cnn, 16))
         base = apply_overrides(TrainConfig(), {
-            "dataset": "synthetic", "data_root": str(tmp_path_factory.mktemp("data")),
-            "synthetic_train_size": TRAIN, "synthetic_test_size": TEST, "model": "tiny_test_cnn", "input_size": 16,
-            "epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "ast.target": 0.25, "progress": False,
+            "dataset": "synthetic", "data_root": data_root, "synthetic_train_size": TRAIN,
+            "synthetic_test_size": TEST, "model": "tiny_test_cnn", "input_size": 16, "epochs": epochs,
+            "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "ast.target": 0.25, "progress": False,
             "save_checkpoints": False, "device": "cpu"})
-        records, extras = selection_curves.measure(base, SEEDS, variants=[BUDGET_OF, BUDGET])
-    return base, records, extras
+        return (base, *selection_curves.measure(base, SEEDS, **arguments))
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    return tiny_measure(str(tmp_path_factory.mktemp("data")), 3, variants=[BUDGET_OF, BUDGET])
 
 
 def flops_per_sample():
@@ -115,14 +119,7 @@ def test_unknown_variants_a_budget_without_its_ast_run_and_a_subset_are_one_line
 @pytest.fixture(scope="module")
 def every_variant(tmp_path_factory):
     """All variants, two seeds, two epochs, the first AST run keeping the scores of 3 batches."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(models.MODELS, "tiny_test_cnn", models.ModelSpec(tiny_cnn, 16))
-        base = apply_overrides(TrainConfig(), {
-            "dataset": "synthetic", "data_root": str(tmp_path_factory.mktemp("data")),
-            "synthetic_train_size": TRAIN, "synthetic_test_size": TEST, "model": "tiny_test_cnn", "input_size": 16,
-            "epochs": 2, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "ast.target": 0.25, "progress": False,
-            "save_checkpoints": False, "device": "cpu"})
-        found, extras = selection_curves.measure(base, SEEDS, record_scores=3)
+    _, found, extras = tiny_measure(str(tmp_path_factory.mktemp("data")), 2, record_scores=3)
     # among other records, as a chapter's file holds them
     other = dataclasses.replace(found[0], label="dense", details={})
     return record.RecordSet([other, *found], extras, "run", None)
