@@ -189,13 +189,18 @@ class RecordSet:
             raise UsageError(f"{self.path or 'these records'} hold no {', '.join(map(repr, missing))} (labels: "
                              f"{', '.join(self.labels) or 'none'})")
         records = [r for label in chosen for r in self.records if r.label == label]
-        return RecordSet(records, {k: self.extras[k] for k in chosen if k in self.extras}, self.source, self.path)
+        return RecordSet(records, self._extras_of(records), self.source, self.path)
 
     def select(self, pairs: Sequence[Sequence[str]]) -> "RecordSet":
         """The records of the (label, measured) `pairs`, in that order, with the extras of their labels."""
         found = [self.get(label, measured) for label, measured in pairs]
-        chosen = labels(found)
-        return RecordSet(found, {k: self.extras[k] for k in chosen if k in self.extras}, self.source, self.path)
+        return RecordSet(found, self._extras_of(found), self.source, self.path)
+
+    def _extras_of(self, records: Sequence[Record]) -> dict:
+        """The extras of `records`: those keyed by their labels, and those keyed by the variant their details
+        name (the levels of one compute curve, "AST engine, epoch 3", share the extras of "AST engine")."""
+        keys = labels(records) + [r.details["variant"] for r in records if isinstance(r.details.get("variant"), str)]
+        return {key: self.extras[key] for key in dict.fromkeys(keys) if key in self.extras}
 
     @property
     def digest(self) -> str:

@@ -181,9 +181,7 @@ def records(results: dict, seeds: list[int], base: TrainConfig, command: Optiona
 def chosen(shown: RecordSet) -> RecordSet:
     """The compute curves' records among `shown` (a chapter's records hold others beside them)."""
     found = [r for r in shown.records if r.measured == FINAL_ACCURACY and r.details.get("variant") in VARIANTS]
-    # the extras are keyed by variant, not by a level's label
-    return RecordSet(found, {name: extra for name, extra in shown.extras.items() if name in VARIANTS},
-                     shown.source, shown.path)
+    return shown.select([(r.label, r.measured) for r in found])   # with the extras of their variants
 
 
 def _level(found: Record) -> Optional[int]:
