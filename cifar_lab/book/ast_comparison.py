@@ -138,9 +138,7 @@ def records(comparison: Comparison, command: Optional[str] = None, environment: 
                                          "compute_vs_dense_model")}
                 for row in comparison.histories[variant]]}]}
     if comparison.scores is not None and "AST packed" + ending in extras:
-        extras["AST packed" + ending][SCORE_STREAM] = {"batches_per_epoch": comparison.batches_per_epoch,
-                                              "dtype": str(comparison.scores.dtype).removeprefix("torch."),
-                                              "scores": comparison.scores.tolist()}
+        extras["AST packed" + ending][SCORE_STREAM] = stream_extra(comparison.scores, comparison.batches_per_epoch)
     return found, extras
 
 
@@ -197,6 +195,12 @@ def answer_sentences(shown: RecordSet, ending: str = "") -> list[str]:
     """`answers` in words, one sentence per question."""
     return [comparison.sentence(*QUESTIONS[key], what=FINAL_ACCURACY, digits=4)
             for key, comparison in answers(shown, ending).items()]
+
+
+def stream_extra(scores: torch.Tensor, batches_per_epoch: int) -> dict:
+    """A recorded score stream as the extras keep it (`SCORE_STREAM`); `score_stream` reads it back."""
+    return {"batches_per_epoch": batches_per_epoch, "dtype": str(scores.dtype).removeprefix("torch."),
+            "scores": scores.tolist()}
 
 
 def score_stream(shown: RecordSet, ending: str = "", label: Optional[str] = None) -> Optional[tuple[torch.Tensor, int]]:

@@ -183,7 +183,7 @@ class RecordSet:
         return labels(self.records)
 
     def only(self, chosen: Sequence[str]) -> "RecordSet":
-        """The records and extras of the labels `chosen`, in that order."""
+        """The records of the labels `chosen`, in that order, with their extras (`_extras_of`)."""
         missing = [label for label in chosen if label not in self.labels]
         if missing:
             raise UsageError(f"{self.path or 'these records'} hold no {', '.join(map(repr, missing))} (labels: "
@@ -192,7 +192,7 @@ class RecordSet:
         return RecordSet(records, self._extras_of(records), self.source, self.path)
 
     def select(self, pairs: Sequence[Sequence[str]]) -> "RecordSet":
-        """The records of the (label, measured) `pairs`, in that order, with the extras of their labels."""
+        """The records of the (label, measured) `pairs`, in that order, with their extras (`_extras_of`)."""
         found = [self.get(label, measured) for label, measured in pairs]
         return RecordSet(found, self._extras_of(found), self.source, self.path)
 

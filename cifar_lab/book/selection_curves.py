@@ -46,7 +46,7 @@ from ..engine.sparse_step import count_flops_per_sample
 from ..errors import UsageError
 from ..sparse.config import SEED_GATE_SETTINGS
 from . import stats
-from .ast_comparison import SCORE_STREAM
+from .ast_comparison import SCORE_STREAM, stream_extra
 from .record import FINAL_ACCURACY, FRACTION, Record, RecordSet, provenance_fields
 from .seeds import check_seeds, recipe_epochs
 
@@ -172,9 +172,7 @@ def records(results: dict, seeds: list[int], base: TrainConfig, command: Optiona
                                          for seed, run in zip(seeds, runs)]
         scores = runs[0].extra.get("ast_scores")
         if scores is not None:
-            extras[name][SCORE_STREAM] = {"batches_per_epoch": len(runs[0].data.train_loader),
-                                          "dtype": str(scores.dtype).removeprefix("torch."),
-                                          "scores": scores.tolist()}
+            extras[name][SCORE_STREAM] = stream_extra(scores, len(runs[0].data.train_loader))
     return found, extras
 
 
